@@ -1,0 +1,26 @@
+//! Palisade's compiler: everything between policy text and the tables a
+//! data plane executes, plus the reference semantics every data plane is
+//! checked against.
+//!
+//! The pipeline, one module a stage:
+//! - [`policy`]: YAML/JSON text → validated [`ir::Policy`], with every
+//!   [`diag::Diagnostic`] in the file at once;
+//! - [`ir`]: the normalised rules;
+//! - [`wire`]: the reference packet parser, frame bytes → [`key::Class`];
+//! - [`eval`]: the reference evaluator, first match over the IR;
+//! - [`classbench`] and [`iptables`]: importers of foreign rule formats;
+//! - [`corpus`]: the shared corpus of (policy, packet, expected outcome)
+//!   records that every evaluator runs.
+//!
+//! This crate does no I/O beyond reading the files it is given; netlink,
+//! BPF and simulation live in `offload`, `fallback-xdp` and `sim`.
+
+pub mod classbench;
+pub mod diag;
+pub mod doc;
+pub mod eval;
+pub mod iptables;
+pub mod ir;
+pub mod key;
+pub mod policy;
+pub mod wire;

@@ -1,0 +1,1426 @@
+//! Lowering of the YAML tree into the IR, one field at a time, collecting
+//! diagnostics. Each `field_*` function reads one field, reports what is
+//! wrong with it, and returns `None` when it could not make sense of it; the
+//! cross-field checks then run on whatever was understood.
+
+use std::net::IpAddr;
+
+use saphyr::{LoadableYamlNode, MarkedYaml, Scalar, ScanError, YamlData};
+use saphyr_parser::Span;
+
+use super::names;
+use crate::diag::{did_you_mean, Diagnostic, Severity};
+use crate::eval::RESERVED_IDS;
+use crate::ir::{Action, AddrSet, FragMatch, Match, Policy, PortSet, Prefix, Rate, RateLimit, Rule, Verdict};
+use crate::key::{from_ip, Family};
+
+type Node<'i> = MarkedYaml<'i>;
+
+pub(super) const TOP_FIELDS: &[&str] = &[
+    "version",
+    "default",
+    "non-ip",
+    "malformed",
+    "non-first-fragment",
+    "rules",
+];
+
+pub(super) const RULE_FIELDS: &[&str] = &[
+    "id",
+    "description",
+    "action",
+    "log",
+    "rate",
+    "burst",
+    "family",
+    "src",
+    "dst",
+    "protocol",
+    "src-port",
+    "dst-port",
+    "tcp-flags",
+    "icmp-type",
+    "icmp-code",
+    "fragment",
+    "vlan",
+    "dscp",
+];
+
+/// Names people reach for that mean one of our fields.
+const ALIASES: &[(&str, &str)] = &[
+    ("source", "src"),
+    ("destination", "dst"),
+    ("saddr", "src"),
+    ("daddr", "dst"),
+    ("proto", "protocol"),
+    ("sport", "src-port"),
+    ("dport", "dst-port"),
+    ("source-port", "src-port"),
+    ("destination-port", "dst-port"),
+    ("port", "dst-port"),
+    ("ports", "dst-port"),
+    ("flags", "tcp-flags"),
+    ("vlan-id", "vlan"),
+    ("vid", "vlan"),
+    ("tos", "dscp"),
+    ("name", "id"),
+    ("comment", "description"),
+    ("verdict", "action"),
+    ("target", "action"),
+];
+
+struct Cx<'a> {
+    file: &'a str,
+    diags: &'a mut Vec<Diagnostic>,
+    /// The rule being lowered, for diagnostics.
+    rule: Option<String>,
+}
+
+impl Cx<'_> {
+    fn push(&mut self, sev: Severity, span: Span, code: &'static str, msg: String, help: Option<String>) {
+        let (line, column) = (span.start.line() as u32, span.start.col() as u32 + 1);
+        let width = if span.end.line() == span.start.line() && span.end.col() > span.start.col() {
+            (span.end.col() - span.start.col()) as u32
+        } else {
+            1
+        };
+        self.diags.push(Diagnostic {
+            severity: sev,
+            code,
+            file: self.file.to_string(),
+            line,
+            column,
+            width,
+            rule: self.rule.clone(),
+            message: msg,
+            help,
+        });
+    }
+
+    fn err(&mut self, span: Span, code: &'static str, msg: impl Into<String>, help: impl Into<Option<String>>) {
+        self.push(Severity::Error, span, code, msg.into(), help.into());
+    }
+
+    fn warn(&mut self, span: Span, code: &'static str, msg: impl Into<String>, help: impl Into<Option<String>>) {
+        self.push(Severity::Warning, span, code, msg.into(), help.into());
+    }
+
+    /// Report a node of the wrong shape.
+    fn wrong_type(&mut self, n: &Node, field: &str, expected: &str, example: &str) {
+        self.err(
+            n.span,
+            "wrong-type",
+            format!("`{field}` must be {expected}, found {}", describe(n)),
+            Some(format!("for example `{field}: {example}`")),
+        );
+    }
+}
+
+fn describe(n: &Node) -> &'static str {
+    match &n.data {
+        YamlData::Value(Scalar::Null) => "nothing (null)",
+        YamlData::Value(Scalar::Boolean(_)) => "a boolean",
+        YamlData::Value(Scalar::Integer(_)) => "a number",
+        YamlData::Value(Scalar::FloatingPoint(_)) => "a decimal number",
+        YamlData::Value(Scalar::String(_)) => "a string",
+        YamlData::Sequence(_) => "a list",
+        YamlData::Mapping(_) => "a mapping",
+        _ => "an unsupported YAML value",
+    }
+}
+
+/// The text of a scalar as the user wrote it (numbers and booleans rendered).
+fn scalar_text(n: &Node) -> Option<String> {
+    match &n.data {
+        YamlData::Value(Scalar::String(s)) => Some(s.to_string()),
+        YamlData::Value(Scalar::Integer(i)) => Some(i.to_string()),
+        YamlData::Value(Scalar::FloatingPoint(f)) => Some(f.to_string()),
+        YamlData::Value(Scalar::Boolean(b)) => Some(b.to_string()),
+        _ => None,
+    }
+}
+
+fn as_str<'n>(n: &'n Node) -> Option<&'n str> {
+    match &n.data {
+        YamlData::Value(Scalar::String(s)) => Some(s),
+        _ => None,
+    }
+}
+
+/// Entries of a mapping with string keys; a non-string key is reported.
+fn entries<'n, 'i>(cx: &mut Cx, n: &'n Node<'i>) -> Vec<(&'n str, Span, &'n Node<'i>)> {
+    let mut out = Vec::new();
+    if let YamlData::Mapping(m) = &n.data {
+        for (k, v) in m.iter() {
+            match as_str(k) {
+                Some(s) => out.push((s, k.span, v)),
+                None => cx.err(
+                    k.span,
+                    "wrong-type",
+                    format!("field names must be strings, found {}", describe(k)),
+                    None,
+                ),
+            }
+        }
+    }
+    out
+}
+
+fn unknown_field(cx: &mut Cx, name: &str, span: Span, known: &[&str], what: &str) {
+    let alias = ALIASES
+        .iter()
+        .find(|(a, _)| *a == name.to_ascii_lowercase())
+        .map(|&(_, f)| f);
+    let suggestion = did_you_mean(name, known).or(alias.filter(|f| known.contains(f)));
+    let help = match suggestion {
+        Some(s) => format!("did you mean `{s}`?"),
+        None => format!("the fields of {what} are: {}", known.join(", ")),
+    };
+    cx.err(
+        span,
+        "unknown-field",
+        format!("unknown field `{name}` in {what}"),
+        Some(help),
+    );
+}
+
+/// A field's value as a list: a scalar is a list of one; an empty list is an error.
+fn list<'n, 'i>(cx: &mut Cx, field: &str, n: &'n Node<'i>) -> Option<Vec<&'n Node<'i>>> {
+    match &n.data {
+        YamlData::Sequence(items) if items.is_empty() => {
+            cx.err(
+                n.span,
+                "empty-list",
+                format!("`{field}` is an empty list, which would match nothing"),
+                Some(format!("remove `{field}` to match any value, or list at least one")),
+            );
+            None
+        }
+        YamlData::Sequence(items) => Some(items.iter().collect()),
+        YamlData::Value(Scalar::Null) => {
+            cx.err(
+                n.span,
+                "empty-value",
+                format!("`{field}` has no value"),
+                Some(format!("remove `{field}` to match any value, or give one")),
+            );
+            None
+        }
+        YamlData::Mapping(_) => {
+            cx.err(
+                n.span,
+                "wrong-type",
+                format!("`{field}` must be a value or a list, found a mapping"),
+                None,
+            );
+            None
+        }
+        _ => Some(vec![n]),
+    }
+}
+
+pub(super) fn lower(file: &str, text: &str, diags: &mut Vec<Diagnostic>) -> Option<Policy> {
+    let mut cx = Cx {
+        file,
+        diags,
+        rule: None,
+    };
+    let docs = match MarkedYaml::load_from_str(text) {
+        Ok(d) => d,
+        Err(e) => {
+            syntax_error(&mut cx, &e);
+            return None;
+        }
+    };
+    let root = match docs.len() {
+        0 => {
+            let span = Span::default();
+            cx.err(
+                span,
+                "empty-policy",
+                "the policy file is empty",
+                Some("start with `default: deny` and a `rules:` list".into()),
+            );
+            return None;
+        }
+        1 => &docs[0],
+        _ => {
+            cx.err(
+                docs[1].span,
+                "multiple-documents",
+                "the file holds more than one YAML document",
+                Some("keep one policy per file".to_string()),
+            );
+            return None;
+        }
+    };
+    if !matches!(root.data, YamlData::Mapping(_)) {
+        cx.err(
+            root.span,
+            "wrong-type",
+            format!("a policy must be a mapping, found {}", describe(root)),
+            Some("start with `default: deny` and a `rules:` list".into()),
+        );
+        return None;
+    }
+
+    let mut default = None;
+    let mut non_ip = Verdict::Allow;
+    let mut malformed = Verdict::Deny;
+    let mut non_first_fragment = None;
+    let mut rules_node = None;
+    for (k, kspan, v) in entries(&mut cx, root) {
+        match k {
+            "version" => {
+                if !matches!(v.data, YamlData::Value(Scalar::Integer(1))) {
+                    cx.err(
+                        v.span,
+                        "bad-version",
+                        "unsupported policy `version`; this Palisade reads version 1",
+                        Some("write `version: 1` or leave it out".into()),
+                    );
+                }
+            }
+            "default" => default = verdict(&mut cx, k, v),
+            "non-ip" => non_ip = verdict(&mut cx, k, v).unwrap_or(non_ip),
+            "malformed" => malformed = verdict(&mut cx, k, v).unwrap_or(malformed),
+            "non-first-fragment" => non_first_fragment = verdict(&mut cx, k, v),
+            "rules" => rules_node = Some(v),
+            other => unknown_field(&mut cx, other, kspan, TOP_FIELDS, "a policy"),
+        }
+    }
+    let has_default = root.data.as_mapping_get("default").is_some();
+    if !has_default {
+        let start = Span {
+            start: root.span.start,
+            end: root.span.start,
+        };
+        cx.err(
+            start,
+            "missing-field",
+            "the policy has no `default` action",
+            Some("add `default: deny` (or `default: allow`) at the top level".into()),
+        );
+    }
+
+    let mut rules = Vec::new();
+    match rules_node {
+        None => {
+            let start = Span {
+                start: root.span.start,
+                end: root.span.start,
+            };
+            cx.err(
+                start,
+                "missing-field",
+                "the policy has no `rules` list",
+                Some("add `rules:` with a list of rules (it may be `rules: []`)".into()),
+            );
+        }
+        Some(n) => match &n.data {
+            YamlData::Sequence(items) => {
+                let mut seen: Vec<(String, u32)> = Vec::new();
+                for (i, item) in items.iter().enumerate() {
+                    if let Some(rule) = lower_rule(&mut cx, i, item, &mut seen) {
+                        rules.push(rule);
+                    }
+                }
+            }
+            _ => cx.wrong_type(n, "rules", "a list of rules", "[ {id: web, action: allow, ...} ]"),
+        },
+    }
+    let default = default?;
+    Some(Policy {
+        rules,
+        default,
+        non_ip,
+        malformed,
+        non_first_fragment,
+    })
+}
+
+fn syntax_error(cx: &mut Cx, e: &ScanError) {
+    let m = e.marker();
+    let span = Span { start: *m, end: *m };
+    cx.err(
+        span,
+        "yaml-syntax",
+        format!("this is not valid YAML: {}", e.info()),
+        Some("check indentation (spaces, not tabs) and quoting near this position".into()),
+    );
+}
+
+fn verdict(cx: &mut Cx, field: &str, n: &Node) -> Option<Verdict> {
+    match as_str(n) {
+        Some("allow") => Some(Verdict::Allow),
+        Some("deny") => Some(Verdict::Deny),
+        Some(other) => {
+            let help = match did_you_mean(other, &["allow", "deny"]) {
+                Some(s) => format!("did you mean `{s}`?"),
+                None if other == "rate-limit" => {
+                    format!("`{field}` can only allow or deny; rate-limit with a catch-all rule at the end instead")
+                }
+                None => "write `allow` or `deny`".to_string(),
+            };
+            cx.err(
+                n.span,
+                "bad-action",
+                format!("`{field}` must be `allow` or `deny`, not `{other}`"),
+                Some(help),
+            );
+            None
+        }
+        None => {
+            cx.wrong_type(n, field, "`allow` or `deny`", "deny");
+            None
+        }
+    }
+}
+
+/// A field as read, with its span, before cross-field checks.
+struct Addr {
+    family: Family,
+    include: Vec<Prefix>,
+    exclude: Vec<Prefix>,
+    span: Span,
+}
+
+fn lower_rule(cx: &mut Cx, index: usize, n: &Node, seen: &mut Vec<(String, u32)>) -> Option<Rule> {
+    cx.rule = Some(format!("#{}", index + 1));
+    if !matches!(n.data, YamlData::Mapping(_)) {
+        cx.err(
+            n.span,
+            "wrong-type",
+            format!("rule #{} must be a mapping, found {}", index + 1, describe(n)),
+            Some("write `- id: NAME` then the rule's fields".into()),
+        );
+        return None;
+    }
+    let errors_before = cx.diags.iter().filter(|d| d.is_error()).count();
+    let fields = entries(cx, n);
+    let get = |name: &str| fields.iter().find(|(k, _, _)| *k == name).map(|&(_, s, v)| (s, v));
+
+    // The id first, so every later diagnostic names the rule.
+    let mut id = None;
+    match get("id") {
+        Some((_, v)) => match scalar_text(v).filter(|_| {
+            !matches!(
+                v.data,
+                YamlData::Value(Scalar::Boolean(_)) | YamlData::Value(Scalar::FloatingPoint(_))
+            )
+        }) {
+            Some(s) => {
+                if check_id(cx, &s, v.span) {
+                    cx.rule = Some(s.clone());
+                    let line = v.span.start.line() as u32;
+                    if let Some((_, first)) = seen.iter().find(|(x, _)| *x == s) {
+                        cx.err(
+                            v.span,
+                            "duplicate-id",
+                            format!("rule id `{s}` is already used"),
+                            Some(format!("ids must be unique; the first `{s}` is on line {first}")),
+                        );
+                    } else {
+                        seen.push((s.clone(), line));
+                    }
+                    id = Some(s);
+                }
+            }
+            None => cx.wrong_type(v, "id", "a name", "allow-web"),
+        },
+        None => {
+            let span = Span {
+                start: n.span.start,
+                end: n.span.start,
+            };
+            cx.err(
+                span,
+                "missing-field",
+                format!("rule #{} has no `id`", index + 1),
+                Some("give every rule a unique `id:` used in counters and logs".into()),
+            );
+        }
+    }
+
+    for (k, kspan, _) in &fields {
+        if !RULE_FIELDS.contains(k) {
+            unknown_field(cx, k, *kspan, RULE_FIELDS, "a rule");
+        }
+    }
+
+    let description = get("description").and_then(|(_, v)| match &v.data {
+        YamlData::Value(Scalar::String(s)) => Some(s.to_string()),
+        _ => {
+            cx.wrong_type(v, "description", "a string", "\"why this rule exists\"");
+            None
+        }
+    });
+
+    // Action, rate and burst.
+    let action_node = get("action");
+    let action_name = match action_node {
+        None => {
+            let span = Span {
+                start: n.span.start,
+                end: n.span.start,
+            };
+            cx.err(
+                span,
+                "missing-field",
+                "the rule has no `action`",
+                Some("add `action: allow`, `action: deny` or `action: rate-limit`".into()),
+            );
+            None
+        }
+        Some((_, v)) => match as_str(v) {
+            Some(a @ ("allow" | "deny" | "rate-limit")) => Some(a),
+            Some(other) => {
+                let help = match did_you_mean(other, &["allow", "deny", "rate-limit"]) {
+                    Some(s) => format!("did you mean `{s}`?"),
+                    None => "write `allow`, `deny` or `rate-limit`".into(),
+                };
+                cx.err(v.span, "bad-action", format!("unknown action `{other}`"), Some(help));
+                None
+            }
+            None => {
+                cx.wrong_type(v, "action", "`allow`, `deny` or `rate-limit`", "deny");
+                None
+            }
+        },
+    };
+    let rate = get("rate").and_then(|(_, v)| field_rate(cx, v));
+    let burst = get("burst").and_then(|(_, v)| field_burst(cx, v).map(|b| (b, v.span)));
+    let action = match action_name {
+        Some("allow") | Some("deny") => {
+            for f in ["rate", "burst"] {
+                if let Some((s, _)) = get(f) {
+                    cx.err(
+                        s,
+                        "rate-without-rate-limit",
+                        format!("`{f}` only applies to `action: rate-limit`"),
+                        Some(format!("remove `{f}`, or set `action: rate-limit`")),
+                    );
+                }
+            }
+            Some(if action_name == Some("allow") {
+                Action::Allow
+            } else {
+                Action::Deny
+            })
+        }
+        Some(_) => {
+            let span = action_node.map(|(_, v)| v.span).unwrap_or(n.span);
+            if get("rate").is_none() {
+                cx.err(
+                    span,
+                    "missing-field",
+                    "`action: rate-limit` needs a `rate`",
+                    Some("add e.g. `rate: 1000pps` or `rate: 10Mbps`".into()),
+                );
+            }
+            if get("burst").is_none() {
+                cx.err(
+                    span,
+                    "missing-field",
+                    "`action: rate-limit` needs a `burst`",
+                    Some("add e.g. `burst: 100` (packets for pps, bytes for bps)".into()),
+                );
+            }
+            match (rate, burst) {
+                (Some(rate), Some(((b, unit), bspan))) => {
+                    let rate_unit = match rate {
+                        Rate::PacketsPerSecond(_) => BurstUnit::Packets,
+                        Rate::BitsPerSecond(_) => BurstUnit::Bytes,
+                    };
+                    if unit.is_some_and(|u| u != rate_unit) {
+                        let (want, example) = match rate_unit {
+                            BurstUnit::Packets => ("packets", "100"),
+                            BurstUnit::Bytes => ("bytes", "64KiB"),
+                        };
+                        cx.err(
+                            bspan,
+                            "burst-unit",
+                            format!(
+                                "the rate is in {} but the burst is not in {want}",
+                                if rate_unit == BurstUnit::Packets {
+                                    "packets per second"
+                                } else {
+                                    "bits per second"
+                                }
+                            ),
+                            Some(format!("give the burst in {want}, e.g. `burst: {example}`")),
+                        );
+                        None
+                    } else {
+                        Some(Action::RateLimit(RateLimit { rate, burst: b }))
+                    }
+                }
+                _ => None,
+            }
+        }
+        None => None,
+    };
+
+    let log = get("log").and_then(|(_, v)| field_log(cx, v));
+
+    // Match fields.
+    let mut m = Match::default();
+    let mut fam_claims: Vec<(Family, Span, String)> = Vec::new();
+    if let Some((_, v)) = get("family") {
+        match as_str(v) {
+            Some("ipv4") => fam_claims.push((Family::V4, v.span, "`family: ipv4`".into())),
+            Some("ipv6") => fam_claims.push((Family::V6, v.span, "`family: ipv6`".into())),
+            _ => {
+                let text = scalar_text(v).unwrap_or_default();
+                let help = match text.as_str() {
+                    "inet" | "v4" | "4" | "ip" => "did you mean `ipv4`?".to_string(),
+                    "inet6" | "v6" | "6" | "ip6" => "did you mean `ipv6`?".to_string(),
+                    _ => "write `ipv4` or `ipv6`, or leave `family` out to match both".to_string(),
+                };
+                cx.err(
+                    v.span,
+                    "bad-family",
+                    format!("`family` must be `ipv4` or `ipv6`, found {}", describe(v)),
+                    Some(help),
+                );
+            }
+        }
+    }
+    let src = get("src").and_then(|(_, v)| field_addr(cx, "src", v));
+    let dst = get("dst").and_then(|(_, v)| field_addr(cx, "dst", v));
+    for (name, a) in [("src", &src), ("dst", &dst)] {
+        if let Some(a) = a {
+            fam_claims.push((a.family, a.span, format!("`{name}`")));
+        }
+    }
+    let protocol = get("protocol").and_then(|(_, v)| field_protocol(cx, v).map(|p| (p, v.span)));
+    if let Some((p, span)) = &protocol {
+        if p.as_slice() == [names::ICMP] {
+            fam_claims.push((Family::V4, *span, "`protocol: icmp`".into()));
+        } else if p.as_slice() == [names::ICMPV6] {
+            fam_claims.push((Family::V6, *span, "`protocol: icmpv6`".into()));
+        }
+    }
+    // One family per rule: the first claim wins, every disagreeing one is reported.
+    if let Some((fam, _, first)) = fam_claims.first().cloned() {
+        for (f, span, what) in &fam_claims[1..] {
+            if *f != fam {
+                cx.err(
+                    *span,
+                    "mixed-family",
+                    format!("{what} is {f} but {first} is {fam}: one rule holds one address family"),
+                    Some("split the rule in two, one per family".into()),
+                );
+            }
+        }
+        m.family = Some(fam);
+    }
+    for (slot, a) in [(&mut m.src, src), (&mut m.dst, dst)] {
+        if let Some(a) = a {
+            if a.family == m.family.unwrap_or(a.family) {
+                let set = AddrSet::new(a.family, &a.include, &a.exclude);
+                if set.is_empty() {
+                    cx.err(
+                        a.span,
+                        "empty-address-set",
+                        "the exclusions remove every address, so the rule can never match",
+                        Some("check the `not` list against the included prefixes".into()),
+                    );
+                }
+                for ex in &a.exclude {
+                    let w = a.family.bits();
+                    let (elo, ehi) = ex.range(w);
+                    let overlaps = a.include.iter().any(|p| {
+                        let (lo, hi) = p.range(w);
+                        elo <= hi && lo <= ehi
+                    });
+                    if !overlaps {
+                        cx.warn(
+                            a.span,
+                            "exclusion-outside",
+                            format!(
+                                "the exclusion {}/{} lies outside every included prefix and changes nothing",
+                                crate::key::to_ip(a.family, ex.bits),
+                                ex.len
+                            ),
+                            Some("remove it, or fix the included prefixes".into()),
+                        );
+                    }
+                }
+                *slot = Some(set);
+            }
+        }
+    }
+
+    let proto_list = protocol.as_ref().map(|(p, _)| p.clone());
+    let l4_ok = proto_list
+        .as_ref()
+        .is_some_and(|p| p.iter().all(|x| [names::TCP, names::UDP, names::SCTP].contains(x)));
+    for (name, slot) in [("src-port", &mut m.src_port), ("dst-port", &mut m.dst_port)] {
+        if let Some((_, v)) = get(name) {
+            if let Some(ports) = field_ports(cx, name, v) {
+                if !l4_ok {
+                    let why = match &proto_list {
+                        None => "the rule names no protocol".to_string(),
+                        Some(p) => format!(
+                            "protocol {} carries no ports",
+                            p.iter()
+                                .filter(|x| ![names::TCP, names::UDP, names::SCTP].contains(x))
+                                .map(|x| proto_display(*x))
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        ),
+                    };
+                    cx.err(
+                        v.span,
+                        "ports-without-l4",
+                        format!("`{name}` needs the protocol to be tcp, udp or sctp, but {why}"),
+                        Some("add `protocol: tcp` (or udp, sctp, or a list of them)".into()),
+                    );
+                }
+                *slot = Some(ports);
+            }
+        }
+    }
+    if let Some((_, v)) = get("tcp-flags") {
+        if let Some(fl) = field_tcp_flags(cx, v) {
+            if proto_list.as_deref() != Some(&[names::TCP]) {
+                cx.err(
+                    v.span,
+                    "flags-without-tcp",
+                    "`tcp-flags` needs `protocol: tcp` (and only tcp)",
+                    Some("add `protocol: tcp`, or move the other protocols to their own rule".into()),
+                );
+            }
+            m.tcp_flags = Some(fl);
+        }
+    }
+    let icmp_proto = match proto_list.as_deref() {
+        Some([p]) if *p == names::ICMP || *p == names::ICMPV6 => Some(*p),
+        _ => None,
+    };
+    let icmp_type = get("icmp-type");
+    if let Some((_, v)) = icmp_type {
+        match icmp_proto {
+            None => cx.err(
+                v.span,
+                "icmp-without-icmp",
+                "`icmp-type` needs `protocol: icmp` or `protocol: icmpv6` (exactly one)",
+                Some(
+                    if proto_list
+                        .as_ref()
+                        .is_some_and(|p| p.contains(&names::ICMP) && p.contains(&names::ICMPV6))
+                    {
+                        "ICMP and ICMPv6 number their types differently: write one rule for each".to_string()
+                    } else {
+                        "add `protocol: icmp` (IPv4) or `protocol: icmpv6` (IPv6)".to_string()
+                    },
+                ),
+            ),
+            Some(p) => m.icmp_type = field_icmp_type(cx, p, v),
+        }
+    }
+    if let Some((_, v)) = get("icmp-code") {
+        if icmp_type.is_none() {
+            cx.err(
+                v.span,
+                "icmp-code-without-type",
+                "`icmp-code` needs an `icmp-type`",
+                Some("add the type the code belongs to, e.g. `icmp-type: destination-unreachable`".into()),
+            );
+        } else if icmp_proto.is_some() {
+            m.icmp_code = field_u8_list(cx, "icmp-code", v, 255);
+        }
+    }
+    if let Some((_, v)) = get("fragment") {
+        m.fragment = match &v.data {
+            YamlData::Value(Scalar::Boolean(true)) => Some(FragMatch::Yes),
+            YamlData::Value(Scalar::Boolean(false)) => Some(FragMatch::No),
+            _ => match as_str(v) {
+                Some("no") => Some(FragMatch::No),
+                Some("yes") => Some(FragMatch::Yes),
+                Some("first") => Some(FragMatch::First),
+                Some("non-first") => Some(FragMatch::NonFirst),
+                _ => {
+                    let text = scalar_text(v).unwrap_or_default();
+                    let help = match did_you_mean(&text, &["no", "yes", "first", "non-first"]) {
+                        Some(s) => format!("did you mean `{s}`?"),
+                        None => "write `no` (not a fragment), `yes` (any fragment), `first` or `non-first`".into(),
+                    };
+                    cx.err(
+                        v.span,
+                        "bad-fragment",
+                        format!("`fragment` must be no, yes, first or non-first, found {}", describe(v)),
+                        Some(help),
+                    );
+                    None
+                }
+            },
+        };
+        if m.fragment == Some(FragMatch::NonFirst) && m.needs_l4() {
+            cx.err(v.span, "never-matches", "`fragment: non-first` with ports, TCP flags or ICMP fields can never match: non-first fragments carry no L4 header", Some("remove the L4 fields, or match `fragment: first`".into()));
+        }
+    }
+    if let Some((_, v)) = get("vlan") {
+        m.vlan = field_vlan(cx, v);
+    }
+    if let Some((_, v)) = get("dscp") {
+        m.dscp = field_dscp(cx, v);
+    }
+    if let Some((p, _)) = protocol {
+        m.protocol = Some(p);
+    }
+
+    let errors_after = cx.diags.iter().filter(|d| d.is_error()).count();
+    cx.rule = None;
+    if errors_after > errors_before {
+        return None;
+    }
+    Some(Rule {
+        id: id?,
+        description,
+        action: action?,
+        log,
+        matches: m,
+        line: n.span.start.line() as u32,
+    })
+}
+
+fn proto_display(p: u8) -> String {
+    names::protocol_name(p)
+        .map(str::to_string)
+        .unwrap_or_else(|| p.to_string())
+}
+
+fn check_id(cx: &mut Cx, s: &str, span: Span) -> bool {
+    if s.starts_with('@') {
+        let help = if RESERVED_IDS.contains(&s) {
+            format!(
+                "`{s}` names a built-in outcome ({}); choose another id",
+                RESERVED_IDS.join(", ")
+            )
+        } else {
+            "ids starting with `@` are reserved for built-in outcomes; drop the `@`".to_string()
+        };
+        cx.err(span, "reserved-id", format!("rule id `{s}` is reserved"), Some(help));
+        return false;
+    }
+    let bad = s.chars().find(|c| !(c.is_ascii_alphanumeric() || "-_.:/".contains(*c)));
+    if s.is_empty() || s.len() > 128 || bad.is_some() {
+        let what = match bad {
+            Some(c) => format!("contains `{c}`"),
+            None if s.is_empty() => "is empty".into(),
+            None => "is longer than 128 characters".into(),
+        };
+        cx.err(
+            span,
+            "bad-id",
+            format!("rule id `{s}` {what}"),
+            Some("use 1–128 letters, digits and `-_.:/`, e.g. `allow-web`".into()),
+        );
+        return false;
+    }
+    true
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum BurstUnit {
+    Packets,
+    Bytes,
+}
+
+/// `1000pps`, `10kpps`, `10Mbps`, `1Gbps`, `500kbit` …; SI multipliers (k = 1000).
+fn field_rate(cx: &mut Cx, v: &Node) -> Option<Rate> {
+    let help = "write a number with a unit: `1000pps`, `10kpps`, `100Mbps`, `1Gbit`";
+    let Some(text) = scalar_text(v) else {
+        cx.wrong_type(v, "rate", "a rate with a unit", "1000pps");
+        return None;
+    };
+    let t = text.replace(' ', "");
+    let num_end = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(num_end);
+    let Ok(n) = num.parse::<u64>() else {
+        cx.err(
+            v.span,
+            "bad-rate",
+            format!("cannot read `{text}` as a rate"),
+            Some(help.into()),
+        );
+        return None;
+    };
+    let (mult, pps) = match unit {
+        "pps" => (1, true),
+        "kpps" => (1_000, true),
+        "Mpps" | "mpps" => (1_000_000, true),
+        "bps" | "bit" => (1, false),
+        "kbps" | "Kbps" | "kbit" => (1_000, false),
+        "Mbps" | "mbps" | "mbit" => (1_000_000, false),
+        "Gbps" | "gbps" | "gbit" => (1_000_000_000, false),
+        "" => {
+            cx.err(
+                v.span,
+                "bad-rate",
+                format!("the rate `{text}` has no unit"),
+                Some(help.into()),
+            );
+            return None;
+        }
+        _ => {
+            cx.err(
+                v.span,
+                "bad-rate",
+                format!("unknown rate unit `{unit}`"),
+                Some(format!("{help} (bps is bits per second; B/s is not accepted)")),
+            );
+            return None;
+        }
+    };
+    let Some(r) = n.checked_mul(mult) else {
+        cx.err(v.span, "bad-rate", format!("the rate `{text}` is too large"), None);
+        return None;
+    };
+    if r == 0 {
+        cx.err(
+            v.span,
+            "zero-rate",
+            "a rate of zero would deny everything the rule matches",
+            Some("use `action: deny` to drop it all, or give a positive rate".into()),
+        );
+        return None;
+    }
+    Some(if pps {
+        Rate::PacketsPerSecond(r)
+    } else {
+        Rate::BitsPerSecond(r)
+    })
+}
+
+/// `100` (in the rate's unit), `100packets`, `1500B`, `64KiB`, `1MB` …
+fn field_burst(cx: &mut Cx, v: &Node) -> Option<(u64, Option<BurstUnit>)> {
+    let help = "write a count: `100` or `100 packets` for a pps rate; `1500B`, `64KiB`, `1MB` for a bps rate";
+    let Some(text) = scalar_text(v) else {
+        cx.wrong_type(v, "burst", "a size", "100");
+        return None;
+    };
+    let t = text.replace(' ', "");
+    let num_end = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(num_end);
+    let Ok(n) = num.parse::<u64>() else {
+        cx.err(
+            v.span,
+            "bad-burst",
+            format!("cannot read `{text}` as a burst size"),
+            Some(help.into()),
+        );
+        return None;
+    };
+    let (mult, unit) = match unit {
+        "" => (1, None),
+        "p" | "pkt" | "pkts" | "packet" | "packets" => (1, Some(BurstUnit::Packets)),
+        "B" | "byte" | "bytes" => (1, Some(BurstUnit::Bytes)),
+        "kB" | "KB" => (1_000, Some(BurstUnit::Bytes)),
+        "KiB" => (1_024, Some(BurstUnit::Bytes)),
+        "MB" => (1_000_000, Some(BurstUnit::Bytes)),
+        "MiB" => (1_048_576, Some(BurstUnit::Bytes)),
+        _ => {
+            cx.err(
+                v.span,
+                "bad-burst",
+                format!("unknown burst unit `{unit}`"),
+                Some(help.into()),
+            );
+            return None;
+        }
+    };
+    let Some(b) = n.checked_mul(mult) else {
+        cx.err(v.span, "bad-burst", format!("the burst `{text}` is too large"), None);
+        return None;
+    };
+    if b == 0 {
+        cx.err(
+            v.span,
+            "zero-burst",
+            "a burst of zero lets no packet through",
+            Some("give the bucket room for at least one packet".into()),
+        );
+        return None;
+    }
+    Some((b, unit))
+}
+
+/// `log: true`, `log: false`, `log: {one-in: N}`.
+fn field_log(cx: &mut Cx, v: &Node) -> Option<u32> {
+    match &v.data {
+        YamlData::Value(Scalar::Boolean(true)) => Some(1),
+        YamlData::Value(Scalar::Boolean(false)) => None,
+        YamlData::Mapping(_) => {
+            let mut n = None;
+            for (k, kspan, val) in entries(cx, v) {
+                if k == "one-in" {
+                    match &val.data {
+                        YamlData::Value(Scalar::Integer(i)) if *i >= 1 && *i <= u32::MAX as i64 => n = Some(*i as u32),
+                        _ => cx.err(
+                            val.span,
+                            "bad-log",
+                            "`one-in` must be a whole number of at least 1",
+                            Some("`log: {one-in: 100}` logs one decision in a hundred".into()),
+                        ),
+                    }
+                } else {
+                    unknown_field(cx, k, kspan, &["one-in"], "`log`");
+                }
+            }
+            n
+        }
+        _ => {
+            cx.err(
+                v.span,
+                "bad-log",
+                format!("`log` must be true, false or {{one-in: N}}, found {}", describe(v)),
+                Some("`log: true` logs every decision; `log: {one-in: 100}` samples".into()),
+            );
+            None
+        }
+    }
+}
+
+fn parse_cidr(s: &str) -> Result<(Family, Prefix, bool), String> {
+    let (addr, len) = match s.split_once('/') {
+        Some((a, l)) => (a, Some(l)),
+        None => (s, None),
+    };
+    let ip: IpAddr = addr
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{addr}` is not an IPv4 or IPv6 address"))?;
+    let (fam, bits) = from_ip(ip);
+    let w = fam.bits();
+    let len = match len {
+        None => w,
+        Some(l) => match l.trim().parse::<u8>() {
+            Ok(n) if n <= w => n,
+            _ => return Err(format!("`/{l}` is not a prefix length for {fam} (0–{w})")),
+        },
+    };
+    let host = w - len;
+    let host_mask = if host == 128 { u128::MAX } else { (1u128 << host) - 1 };
+    let norm = bits & !host_mask;
+    Ok((fam, Prefix { bits: norm, len }, norm != bits))
+}
+
+/// One CIDR list item; host bits set are a warning with the normalised form.
+fn cidr_item(cx: &mut Cx, field: &str, n: &Node) -> Option<(Family, Prefix)> {
+    let Some(text) = as_str(n) else {
+        cx.wrong_type(n, field, "a CIDR such as 10.0.0.0/8 or 2001:db8::/32", "10.0.0.0/8");
+        return None;
+    };
+    match parse_cidr(text) {
+        Ok((fam, p, host_bits)) => {
+            if host_bits {
+                let norm = format!("{}/{}", crate::key::to_ip(fam, p.bits), p.len);
+                cx.warn(
+                    n.span,
+                    "host-bits-set",
+                    format!("`{text}` has host bits set; it means {norm}"),
+                    Some(format!("write `{norm}`")),
+                );
+            }
+            Some((fam, p))
+        }
+        Err(e) => {
+            cx.err(
+                n.span,
+                "bad-cidr",
+                e,
+                Some("write an address with an optional prefix length, e.g. `192.0.2.0/24` or `2001:db8::/32`".into()),
+            );
+            None
+        }
+    }
+}
+
+fn field_addr(cx: &mut Cx, field: &str, v: &Node) -> Option<Addr> {
+    let (inc_node, exc_node) = match &v.data {
+        YamlData::Mapping(_) => {
+            let mut inc = None;
+            let mut exc = None;
+            for (k, kspan, val) in entries(cx, v) {
+                match k {
+                    "in" => inc = Some(val),
+                    "not" => exc = Some(val),
+                    other => unknown_field(cx, other, kspan, &["in", "not"], &format!("`{field}`")),
+                }
+            }
+            if inc.is_none() && exc.is_none() {
+                cx.err(
+                    v.span,
+                    "empty-value",
+                    format!("`{field}` names no addresses"),
+                    Some(format!("write `{field}: {{in: [...], not: [...]}}` or a plain list")),
+                );
+                return None;
+            }
+            (inc, exc)
+        }
+        _ => (Some(v), None),
+    };
+    let mut claims: Vec<(Family, Span)> = Vec::new();
+    let mut read = |cx: &mut Cx, n: Option<&Node>, sub: &str| -> Option<Vec<Prefix>> {
+        let Some(n) = n else { return Some(Vec::new()) };
+        let items = list(cx, sub, n)?;
+        let mut out = Vec::new();
+        let mut ok = true;
+        for it in items {
+            match cidr_item(cx, field, it) {
+                Some((fam, p)) => {
+                    if let Some((first, _)) = claims.first() {
+                        if *first != fam {
+                            cx.err(
+                                it.span,
+                                "mixed-family",
+                                format!(
+                                    "`{field}` mixes {first} and {fam} addresses: one rule holds one address family"
+                                ),
+                                Some("split the rule in two, one per family".into()),
+                            );
+                            ok = false;
+                        }
+                    }
+                    claims.push((fam, it.span));
+                    out.push(p);
+                }
+                None => ok = false,
+            }
+        }
+        ok.then_some(out)
+    };
+    let include = read(cx, inc_node, field);
+    let exclude = read(cx, exc_node, &format!("{field}.not"));
+    let (include, exclude) = (include?, exclude?);
+    let family = claims.first()?.0;
+    let include = if inc_node.is_none() {
+        vec![Prefix { bits: 0, len: 0 }]
+    } else {
+        include
+    };
+    Some(Addr {
+        family,
+        include,
+        exclude,
+        span: v.span,
+    })
+}
+
+fn field_protocol(cx: &mut Cx, v: &Node) -> Option<Vec<u8>> {
+    let items = list(cx, "protocol", v)?;
+    let mut out = Vec::new();
+    let mut ok = true;
+    for it in items {
+        match &it.data {
+            YamlData::Value(Scalar::Integer(i)) if (0..=255).contains(i) => out.push(*i as u8),
+            YamlData::Value(Scalar::Integer(i)) => {
+                cx.err(
+                    it.span,
+                    "bad-protocol",
+                    format!("protocol number {i} is out of range"),
+                    Some("IP protocol numbers are 0–255".into()),
+                );
+                ok = false;
+            }
+            _ => {
+                let name = scalar_text(it).unwrap_or_default().to_ascii_lowercase();
+                match names::protocol(&name) {
+                    Some(p) => out.push(p),
+                    None => {
+                        let all: Vec<&str> = names::PROTOCOLS.iter().map(|(n, _)| *n).collect();
+                        let help = match did_you_mean(&name, &all) {
+                            Some(s) => format!("did you mean `{s}`?"),
+                            None => format!("use a number 0–255 or one of: {}", all.join(", ")),
+                        };
+                        cx.err(
+                            it.span,
+                            "bad-protocol",
+                            format!("unknown protocol `{name}`"),
+                            Some(help),
+                        );
+                        ok = false;
+                    }
+                }
+            }
+        }
+    }
+    out.sort();
+    out.dedup();
+    ok.then_some(out)
+}
+
+fn field_ports(cx: &mut Cx, field: &str, v: &Node) -> Option<PortSet> {
+    let items = list(cx, field, v)?;
+    let mut out = Vec::new();
+    let mut ok = true;
+    for it in items {
+        match port_item(it) {
+            Ok(r) => out.push(r),
+            Err((code, msg, help)) => {
+                cx.err(it.span, code, msg, Some(help));
+                ok = false;
+            }
+        }
+    }
+    ok.then(|| PortSet::new(out))
+}
+
+type ItemError = (&'static str, String, String);
+
+fn port_item(n: &Node) -> Result<(u16, u16), ItemError> {
+    let form = "write a port 0–65535 or a range such as 1024-65535".to_string();
+    let one = |s: &str| -> Result<u16, ItemError> {
+        match s.trim().parse::<i64>() {
+            Ok(p) if (0..=65535).contains(&p) => Ok(p as u16),
+            Ok(p) => Err((
+                "port-out-of-range",
+                format!("port {p} is out of range"),
+                "ports are 0–65535".into(),
+            )),
+            Err(_) => Err(("bad-port", format!("`{s}` is not a port number"), form.clone())),
+        }
+    };
+    match &n.data {
+        YamlData::Value(Scalar::Integer(i)) => one(&i.to_string()).map(|p| (p, p)),
+        YamlData::Value(Scalar::String(s)) => match s.split_once('-') {
+            Some((a, b)) if !a.trim().is_empty() => {
+                let (lo, hi) = (one(a)?, one(b)?);
+                if lo > hi {
+                    return Err((
+                        "inverted-range",
+                        format!("port range {lo}-{hi} is inverted"),
+                        format!("write the low port first: {hi}-{lo}"),
+                    ));
+                }
+                Ok((lo, hi))
+            }
+            _ => one(s).map(|p| (p, p)),
+        },
+        _ => Err((
+            "bad-port",
+            format!("a port must be a number or a range, found {}", describe(n)),
+            form,
+        )),
+    }
+}
+
+fn field_tcp_flags(cx: &mut Cx, v: &Node) -> Option<(u8, u8)> {
+    let mut words: Vec<(String, Span)> = Vec::new();
+    match &v.data {
+        YamlData::Sequence(items) if !items.is_empty() => {
+            for it in items {
+                words.push((scalar_text(it).unwrap_or_default(), it.span));
+            }
+        }
+        YamlData::Value(Scalar::String(s)) => {
+            for w in s.split(',') {
+                words.push((w.trim().to_string(), v.span));
+            }
+        }
+        _ => {
+            cx.err(
+                v.span,
+                "bad-tcp-flags",
+                format!(
+                    "`tcp-flags` must be a list of flags such as \"syn,!ack\", found {}",
+                    describe(v)
+                ),
+                Some(
+                    "name flags to require set, `!flag` to require clear: fin, syn, rst, psh, ack, urg, ece, cwr"
+                        .into(),
+                ),
+            );
+            return None;
+        }
+    }
+    let (mut value, mut mask) = (0u8, 0u8);
+    let mut ok = true;
+    for (w, span) in words {
+        let (neg, name) = match w.strip_prefix('!') {
+            Some(n) => (true, n.trim().to_ascii_lowercase()),
+            None => (false, w.to_ascii_lowercase()),
+        };
+        let names_list = crate::ir::tcp_flag_names();
+        match names_list.iter().position(|n| *n == name) {
+            Some(i) => {
+                let bit = 1u8 << i;
+                if mask & bit != 0 && ((value & bit != 0) == neg) {
+                    cx.err(
+                        span,
+                        "contradictory-flags",
+                        format!("flag `{name}` is required both set and clear"),
+                        Some(format!("keep either `{name}` or `!{name}`")),
+                    );
+                    ok = false;
+                }
+                mask |= bit;
+                if !neg {
+                    value |= bit;
+                }
+            }
+            None => {
+                let help = match did_you_mean(&name, names_list) {
+                    Some(s) => format!("did you mean `{s}`?"),
+                    None => "TCP flags are fin, syn, rst, psh, ack, urg, ece, cwr".into(),
+                };
+                cx.err(span, "bad-tcp-flags", format!("unknown TCP flag `{w}`"), Some(help));
+                ok = false;
+            }
+        }
+    }
+    ok.then_some((value, mask))
+}
+
+fn field_icmp_type(cx: &mut Cx, proto: u8, v: &Node) -> Option<Vec<u8>> {
+    let items = list(cx, "icmp-type", v)?;
+    let mut out = Vec::new();
+    let mut ok = true;
+    for it in items {
+        match &it.data {
+            YamlData::Value(Scalar::Integer(i)) if (0..=255).contains(i) => out.push(*i as u8),
+            YamlData::Value(Scalar::Integer(i)) => {
+                cx.err(
+                    it.span,
+                    "bad-icmp-type",
+                    format!("ICMP type {i} is out of range"),
+                    Some("ICMP types are 0–255".into()),
+                );
+                ok = false;
+            }
+            _ => {
+                let name = scalar_text(it).unwrap_or_default();
+                match names::icmp_type(proto, &name) {
+                    Some(t) => out.push(t),
+                    None => {
+                        let table = if proto == names::ICMPV6 {
+                            names::ICMPV6_TYPES
+                        } else {
+                            names::ICMP_TYPES
+                        };
+                        let all: Vec<&str> = table.iter().map(|(n, _)| *n).collect();
+                        let which = if proto == names::ICMPV6 { "ICMPv6" } else { "ICMP" };
+                        let help = match did_you_mean(&name, &all) {
+                            Some(s) => format!("did you mean `{s}`?"),
+                            None => format!("{which} type names: {}; or a number", all.join(", ")),
+                        };
+                        cx.err(
+                            it.span,
+                            "bad-icmp-type",
+                            format!("unknown {which} type `{name}`"),
+                            Some(help),
+                        );
+                        ok = false;
+                    }
+                }
+            }
+        }
+    }
+    out.sort();
+    out.dedup();
+    ok.then_some(out)
+}
+
+fn field_u8_list(cx: &mut Cx, field: &str, v: &Node, max: i64) -> Option<Vec<u8>> {
+    let items = list(cx, field, v)?;
+    let mut out = Vec::new();
+    let mut ok = true;
+    for it in items {
+        match &it.data {
+            YamlData::Value(Scalar::Integer(i)) if (0..=max).contains(i) => out.push(*i as u8),
+            _ => {
+                cx.err(
+                    it.span,
+                    "bad-number",
+                    format!(
+                        "`{field}` values are whole numbers 0–{max}, found {}",
+                        scalar_text(it).unwrap_or_else(|| describe(it).into())
+                    ),
+                    None,
+                );
+                ok = false;
+            }
+        }
+    }
+    out.sort();
+    out.dedup();
+    ok.then_some(out)
+}
+
+fn field_vlan(cx: &mut Cx, v: &Node) -> Option<Vec<u16>> {
+    let items = list(cx, "vlan", v)?;
+    let mut out = Vec::new();
+    let mut ok = true;
+    for it in items {
+        match &it.data {
+            YamlData::Value(Scalar::Integer(i)) if (0..=4094).contains(i) => out.push(*i as u16),
+            _ => {
+                cx.err(
+                    it.span,
+                    "bad-vlan",
+                    format!(
+                        "VLAN ids are 0–4094, found {}",
+                        scalar_text(it).unwrap_or_else(|| describe(it).into())
+                    ),
+                    Some("4095 is reserved; list the ids of the outer tag, e.g. `vlan: [100, 200]`".into()),
+                );
+                ok = false;
+            }
+        }
+    }
+    out.sort();
+    out.dedup();
+    ok.then_some(out)
+}
+
+fn field_dscp(cx: &mut Cx, v: &Node) -> Option<Vec<u8>> {
+    let items = list(cx, "dscp", v)?;
+    let mut out = Vec::new();
+    let mut ok = true;
+    for it in items {
+        match &it.data {
+            YamlData::Value(Scalar::Integer(i)) if (0..=63).contains(i) => out.push(*i as u8),
+            YamlData::Value(Scalar::String(s)) if names::dscp(&s.to_ascii_lowercase()).is_some() => {
+                out.push(names::dscp(&s.to_ascii_lowercase()).unwrap_or_default())
+            }
+            _ => {
+                cx.err(
+                    it.span,
+                    "bad-dscp",
+                    format!(
+                        "DSCP values are 0–63 or names, found {}",
+                        scalar_text(it).unwrap_or_else(|| describe(it).into())
+                    ),
+                    Some("names: be, cs0–cs7, af11–af43, ef, va".into()),
+                );
+                ok = false;
+            }
+        }
+    }
+    out.sort();
+    out.dedup();
+    ok.then_some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cidr_normalises_host_bits() {
+        let (f, p, hb) = parse_cidr("10.1.2.3/8").unwrap();
+        assert_eq!((f, p.bits, p.len, hb), (Family::V4, 10 << 24, 8, true));
+        let (f, p, hb) = parse_cidr("2001:db8::1/32").unwrap();
+        assert_eq!((f, p.bits >> 96, p.len, hb), (Family::V6, 0x2001_0db8, 32, true));
+        let (_, p, hb) = parse_cidr("::/0").unwrap();
+        assert_eq!((p.bits, p.len, hb), (0, 0, false));
+        let (_, p, hb) = parse_cidr("192.0.2.7").unwrap();
+        assert_eq!((p.len, hb), (32, false));
+        assert!(parse_cidr("10.0.0.0/33").is_err());
+        assert!(parse_cidr("10.0.0/8").is_err());
+    }
+}

@@ -1,0 +1,97 @@
+//! Warnings about policies that would break the network they protect: ARP,
+//! IPv6 neighbour discovery and packet-too-big messages (PMTU discovery).
+//!
+//! Each is found by deciding a representative packet with the reference
+//! evaluator, so the warning names the rule (or outcome) that would drop it.
+
+use super::names::{ICMP, ICMPV6};
+use crate::diag::{Diagnostic, Severity};
+use crate::eval::{Evaluator, Outcome};
+use crate::ir::{Policy, Verdict};
+use crate::key::{Family, Key};
+
+fn v6(s: &str) -> u128 {
+    u128::from(s.parse::<std::net::Ipv6Addr>().expect("literal IPv6 address"))
+}
+
+fn v4(s: &str) -> u128 {
+    u32::from(s.parse::<std::net::Ipv4Addr>().expect("literal IPv4 address")) as u128
+}
+
+fn icmp_key(family: Family, src: u128, dst: u128, ty: u8, code: u8) -> Key {
+    let proto = if family == Family::V4 { ICMP } else { ICMPV6 };
+    let mut k = Key::new(family, src, dst, proto);
+    k.icmp = Some((ty, code));
+    k
+}
+
+pub(super) fn safety_warnings(file: &str, policy: &Policy, out: &mut Vec<Diagnostic>) {
+    let mut warn = |line: u32, rule: Option<String>, message: String, help: &str| {
+        out.push(Diagnostic {
+            severity: Severity::Warning,
+            code: "blocks-essential",
+            file: file.to_string(),
+            line: line.max(1),
+            column: 1,
+            width: 1,
+            rule,
+            message,
+            help: Some(help.to_string()),
+        });
+    };
+    if policy.non_ip == Verdict::Deny {
+        warn(
+            1,
+            None,
+            "`non-ip: deny` drops ARP, so IPv4 neighbours cannot be resolved".into(),
+            "allow non-IP frames, or make sure ARP is handled before this filter",
+        );
+    }
+    let probes = [
+        (
+            "neighbour solicitation",
+            icmp_key(Family::V6, v6("fe80::1"), v6("ff02::1:ff00:2"), 135, 0),
+            "IPv6 neighbours cannot be resolved",
+        ),
+        (
+            "neighbour advertisement",
+            icmp_key(Family::V6, v6("fe80::2"), v6("fe80::1"), 136, 0),
+            "IPv6 neighbours cannot be resolved",
+        ),
+        (
+            "router advertisement",
+            icmp_key(Family::V6, v6("fe80::3"), v6("ff02::1"), 134, 0),
+            "IPv6 autoconfiguration breaks",
+        ),
+        (
+            "ICMPv6 packet-too-big",
+            icmp_key(Family::V6, v6("2001:db8::1"), v6("2001:db8::2"), 2, 0),
+            "path MTU discovery breaks for IPv6",
+        ),
+        (
+            "ICMP fragmentation-needed",
+            icmp_key(Family::V4, v4("192.0.2.1"), v4("198.51.100.2"), 3, 4),
+            "path MTU discovery breaks for IPv4",
+        ),
+    ];
+    for (what, key, why) in probes {
+        // Each probe on a fresh evaluator: rate-limit buckets start full.
+        let d = Evaluator::new(policy).decide_key(&key, 86, 0);
+        if d.verdict == Verdict::Deny {
+            let (line, rule, by) = match d.outcome {
+                Outcome::Rule(i) => (
+                    policy.rules[i].line,
+                    Some(policy.rules[i].id.clone()),
+                    format!("rule `{}`", policy.rules[i].id),
+                ),
+                o => (1, None, format!("the `{}` outcome", o.id(policy))),
+            };
+            warn(
+                line,
+                rule,
+                format!("an {what} ({}) is denied by {by}: {why}", key.dst_ip()),
+                "allow these ICMP messages in an earlier rule",
+            );
+        }
+    }
+}

@@ -1,0 +1,155 @@
+//! Inputs of `palisade eval`: ClassBench traces and pcap/pcapng captures,
+//! each turned into classified frames with lengths and timestamps.
+
+use std::fs::File;
+use std::io::{BufReader, Read};
+use std::path::Path;
+
+use anyhow::{anyhow, bail, Context, Result};
+use compiler::classbench;
+use compiler::key::Class;
+use compiler::wire;
+use pcap_file::pcap::PcapReader;
+use pcap_file::pcapng::blocks::interface_description::InterfaceDescriptionOption;
+use pcap_file::pcapng::{Block, PcapNgReader};
+use pcap_file::DataLink;
+
+/// One input, ready for an evaluator.
+pub struct Item {
+    pub class: Class,
+    /// L2 frame length without FCS (the original length for captures).
+    pub frame_len: u32,
+    pub ts_ns: u64,
+}
+
+pub type Items = Box<dyn Iterator<Item = Result<Item>>>;
+
+/// Read `path`: a capture if it starts with a pcap or pcapng magic number,
+/// otherwise a ClassBench trace arriving at `rate` packets per second.
+pub fn read(path: &Path, rate: u64, as_packets: bool) -> Result<Items> {
+    let mut f = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    let mut magic = [0u8; 4];
+    let n = f.read(&mut magic)?;
+    let name = path.display().to_string();
+    let f = File::open(path)?;
+    match (n, magic) {
+        (
+            4,
+            [0xd4, 0xc3, 0xb2, 0xa1] | [0xa1, 0xb2, 0xc3, 0xd4] | [0x4d, 0x3c, 0xb2, 0xa1] | [0xa1, 0xb2, 0x3c, 0x4d],
+        ) => pcap(f, name),
+        (4, [0x0a, 0x0d, 0x0d, 0x0a]) => pcapng(f, name),
+        _ => trace(path, rate, as_packets),
+    }
+}
+
+fn trace(path: &Path, rate: u64, as_packets: bool) -> Result<Items> {
+    if rate == 0 {
+        bail!("--rate must be at least 1 packet per second");
+    }
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let entries = classbench::parse_trace(&path.display().to_string(), &text).map_err(|d| anyhow!("{d}"))?;
+    let iter = entries.into_iter().enumerate().map(move |(i, e)| {
+        let ts_ns = (i as u128 * 1_000_000_000 / rate as u128) as u64;
+        if as_packets {
+            let frame = classbench::trace_packet(&e.key);
+            Ok(Item {
+                class: wire::classify(&frame),
+                frame_len: frame.len() as u32,
+                ts_ns,
+            })
+        } else {
+            // A 5-tuple has no frame: count it as a minimum-size one.
+            Ok(Item {
+                class: Class::Ip(e.key),
+                frame_len: classbench::MIN_FRAME as u32,
+                ts_ns,
+            })
+        }
+    });
+    Ok(Box::new(iter))
+}
+
+fn pcap(f: File, name: String) -> Result<Items> {
+    let mut r = PcapReader::new(BufReader::new(f)).with_context(|| format!("{name}: not a readable pcap file"))?;
+    let dl = r.header().datalink;
+    if dl != DataLink::ETHERNET {
+        bail!("{name}: link type {dl:?} is not Ethernet; capture on an Ethernet interface");
+    }
+    let iter = std::iter::from_fn(move || {
+        r.next_packet().map(|p| {
+            let p = p.map_err(|e| anyhow!("{name}: {e}"))?;
+            Ok(Item {
+                class: wire::classify(&p.data),
+                frame_len: p.orig_len,
+                ts_ns: p.timestamp.as_nanos() as u64,
+            })
+        })
+    });
+    Ok(Box::new(iter))
+}
+
+/// Nanoseconds per unit for a pcapng `if_tsresol` value (default 6: µs).
+fn ns_per_unit(tsresol: u8) -> (u128, u128) {
+    // (multiply, divide)
+    if tsresol & 0x80 != 0 {
+        (1_000_000_000, 1u128 << (tsresol & 0x7f).min(127))
+    } else if tsresol <= 9 {
+        (10u128.pow(9 - tsresol as u32), 1)
+    } else {
+        (1, 10u128.pow((tsresol - 9).min(38) as u32))
+    }
+}
+
+fn pcapng(f: File, name: String) -> Result<Items> {
+    let mut r = PcapNgReader::new(BufReader::new(f)).with_context(|| format!("{name}: not a readable pcapng file"))?;
+    // Per interface: link type and timestamp resolution.
+    let mut ifaces: Vec<(DataLink, (u128, u128))> = Vec::new();
+    let iter = std::iter::from_fn(move || loop {
+        let block = match r.next_block()? {
+            Ok(b) => b,
+            Err(e) => return Some(Err(anyhow!("{name}: {e}"))),
+        };
+        match block {
+            Block::SectionHeader(_) => ifaces.clear(),
+            Block::InterfaceDescription(idb) => {
+                let res = idb
+                    .options
+                    .iter()
+                    .find_map(|o| match o {
+                        InterfaceDescriptionOption::IfTsResol(r) => Some(*r),
+                        _ => None,
+                    })
+                    .unwrap_or(6);
+                ifaces.push((idb.linktype, ns_per_unit(res)));
+            }
+            Block::EnhancedPacket(p) => {
+                let Some(&(dl, (mul, div))) = ifaces.get(p.interface_id as usize) else {
+                    return Some(Err(anyhow!(
+                        "{name}: packet on undeclared interface {}",
+                        p.interface_id
+                    )));
+                };
+                if dl != DataLink::ETHERNET {
+                    return Some(Err(anyhow!("{name}: link type {dl:?} is not Ethernet")));
+                }
+                // The library hands the raw timestamp units over as nanoseconds.
+                let units = p.timestamp.as_nanos();
+                let ts_ns = (units * mul / div) as u64;
+                return Some(Ok(Item {
+                    class: wire::classify(&p.data),
+                    frame_len: p.original_len,
+                    ts_ns,
+                }));
+            }
+            Block::SimplePacket(p) => {
+                return Some(Ok(Item {
+                    class: wire::classify(&p.data),
+                    frame_len: p.original_len,
+                    ts_ns: 0,
+                }));
+            }
+            _ => {}
+        }
+    });
+    Ok(Box::new(iter))
+}

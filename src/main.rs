@@ -1,0 +1,394 @@
+//! `palisade`: the command line over the Palisade libraries.
+//!
+//! The binary is thin: it reads files, calls `compiler` (and, as they land,
+//! `offload`, `fallback-xdp`, `sim`), and prints. Exit codes: 0 success or a
+//! valid policy, 1 an invalid policy or input, 2 a usage or I/O error.
+
+mod input;
+
+use std::io::{self, BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use compiler::classbench::{self, Actions};
+use compiler::diag::Diagnostic;
+use compiler::eval::{Evaluator, Outcome};
+use compiler::ir::{Policy, Verdict};
+use compiler::policy;
+
+#[derive(Parser)]
+#[command(
+    name = "palisade",
+    version,
+    about = "A stateless firewall: one ordered allow/deny policy, compiled for NICs, XDP and a simulated SmartNIC"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Validate a policy: every error in the file at once, with line, column, rule and fix.
+    Check(CheckArgs),
+    /// Decide every packet of a trace or capture and print matches, verdicts or a summary.
+    Eval(EvalArgs),
+    /// Convert a ClassBench or iptables-save rule file into a Palisade policy (printed to stdout).
+    Import(ImportArgs),
+    /// Print internal representations, for debugging.
+    #[command(subcommand)]
+    Debug(DebugCommand),
+}
+
+#[derive(Subcommand)]
+enum DebugCommand {
+    /// Print the normalised IR of a policy.
+    Ir(PolicyArgs),
+}
+
+#[derive(Args, Clone)]
+struct PolicyArgs {
+    /// Policy file: YAML, JSON, or a ClassBench rule file.
+    policy: PathBuf,
+    /// How to read POLICY; `auto` takes files starting with `@` as ClassBench.
+    #[arg(long, value_enum, default_value_t = PolicyFormat::Auto)]
+    policy_format: PolicyFormat,
+    /// Actions for ClassBench rules: `mixed` makes the rule on 0-based line i
+    /// deny when i % 3 == 0 and allow otherwise.
+    #[arg(long, value_enum, default_value_t = ActionsArg::Mixed)]
+    actions: ActionsArg,
+}
+
+#[derive(Copy, Clone, PartialEq, Eq, ValueEnum)]
+enum PolicyFormat {
+    Auto,
+    Yaml,
+    Classbench,
+}
+
+#[derive(Copy, Clone, PartialEq, Eq, ValueEnum)]
+enum ActionsArg {
+    Allow,
+    Deny,
+    Mixed,
+}
+
+impl From<ActionsArg> for Actions {
+    fn from(a: ActionsArg) -> Actions {
+        match a {
+            ActionsArg::Allow => Actions::Allow,
+            ActionsArg::Deny => Actions::Deny,
+            ActionsArg::Mixed => Actions::Mixed,
+        }
+    }
+}
+
+#[derive(Copy, Clone, PartialEq, Eq, ValueEnum)]
+enum Format {
+    Human,
+    Json,
+}
+
+#[derive(Args)]
+struct CheckArgs {
+    #[command(flatten)]
+    policy: PolicyArgs,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Human)]
+    format: Format,
+}
+
+#[derive(Copy, Clone, PartialEq, Eq, ValueEnum)]
+enum Engine {
+    /// The reference evaluator: first match over the IR.
+    Reference,
+}
+
+#[derive(Copy, Clone, PartialEq, Eq, ValueEnum)]
+enum Output {
+    /// One line per input: 0-based position of the first matching rule, or -1.
+    Matches,
+    /// One line per input: rule id (or reserved outcome id) and action.
+    Verdicts,
+    /// One JSON object per input.
+    Json,
+    /// Packets and bytes per rule id and outcome.
+    Summary,
+}
+
+#[derive(Args)]
+struct EvalArgs {
+    #[command(flatten)]
+    policy: PolicyArgs,
+    /// A ClassBench trace (5-tuples) or a pcap/pcapng capture of Ethernet frames.
+    input: PathBuf,
+    /// Which evaluator decides.
+    #[arg(long, value_enum, default_value_t = Engine::Reference)]
+    engine: Engine,
+    #[arg(long, value_enum, default_value_t = Output::Verdicts)]
+    output: Output,
+    /// Arrival rate of trace lines, packets per second (timestamps for rate limits).
+    #[arg(long, default_value_t = 1_000_000)]
+    rate: u64,
+    /// Turn each trace line into a real Ethernet frame and decide the parsed
+    /// frame (the conversion every byte-level engine uses).
+    #[arg(long)]
+    as_packets: bool,
+    /// Evaluate only every N-th input (0-based index divisible by N).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
+    every: u64,
+}
+
+#[derive(Copy, Clone, PartialEq, Eq, ValueEnum)]
+enum ImportFrom {
+    Classbench,
+    IptablesSave,
+}
+
+#[derive(Args)]
+struct ImportArgs {
+    /// Source format.
+    #[arg(long, value_enum)]
+    from: ImportFrom,
+    /// The file to convert.
+    file: PathBuf,
+    /// ClassBench: actions of the imported rules.
+    #[arg(long, value_enum, default_value_t = ActionsArg::Mixed)]
+    actions: ActionsArg,
+    /// iptables-save: the chain to import (INPUT, FORWARD or a user chain).
+    #[arg(long, default_value = "INPUT")]
+    chain: String,
+    /// iptables-save: keep rules that apply to a policy bound to this interface.
+    #[arg(long)]
+    iface: Option<String>,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Check(a) => check(a),
+        Command::Eval(a) => eval(a),
+        Command::Import(a) => import(a),
+        Command::Debug(DebugCommand::Ir(a)) => debug_ir(a),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("palisade: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn read(path: &Path) -> Result<String> {
+    std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))
+}
+
+/// A policy read from disk, or the diagnostics that stopped it.
+struct Loaded {
+    source: String,
+    file: String,
+    policy: Option<Policy>,
+    diagnostics: Vec<Diagnostic>,
+}
+
+fn load(args: &PolicyArgs) -> Result<Loaded> {
+    let source = read(&args.policy)?;
+    let file = args.policy.display().to_string();
+    let is_cb = match args.policy_format {
+        PolicyFormat::Classbench => true,
+        PolicyFormat::Yaml => false,
+        PolicyFormat::Auto => classbench::looks_like_rules(&source),
+    };
+    let (policy, diagnostics) = if is_cb {
+        match classbench::parse_rules(&file, &source, args.actions.into()) {
+            Ok(p) => (Some(p), Vec::new()),
+            Err(d) => (None, d),
+        }
+    } else {
+        let c = policy::parse(&file, &source);
+        (c.policy, c.diagnostics)
+    };
+    Ok(Loaded {
+        source,
+        file,
+        policy,
+        diagnostics,
+    })
+}
+
+fn print_diagnostics(l: &Loaded) {
+    for d in &l.diagnostics {
+        eprint!("{}", d.render(&l.source));
+    }
+}
+
+/// Load a policy a command needs; on errors print them and return exit code 1.
+fn load_or_report(args: &PolicyArgs) -> Result<std::result::Result<(Loaded, Policy), ExitCode>> {
+    let mut l = load(args)?;
+    match l.policy.take() {
+        Some(p) => {
+            print_diagnostics(&l);
+            Ok(Ok((l, p)))
+        }
+        None => {
+            print_diagnostics(&l);
+            let n = l.diagnostics.iter().filter(|d| d.is_error()).count();
+            eprintln!(
+                "{}: {n} error{}; nothing was done",
+                l.file,
+                if n == 1 { "" } else { "s" }
+            );
+            Ok(Err(ExitCode::from(1)))
+        }
+    }
+}
+
+fn check(a: CheckArgs) -> Result<ExitCode> {
+    let l = load(&a.policy)?;
+    let errors = l.diagnostics.iter().filter(|d| d.is_error()).count();
+    let warnings = l.diagnostics.len() - errors;
+    match a.format {
+        Format::Json => {
+            let v = serde_json::json!({
+                "file": l.file,
+                "valid": l.policy.is_some(),
+                "rules": l.policy.as_ref().map(|p| p.rules.len()),
+                "errors": errors,
+                "warnings": warnings,
+                "diagnostics": l.diagnostics,
+            });
+            println!("{}", serde_json::to_string_pretty(&v)?);
+        }
+        Format::Human => {
+            print_diagnostics(&l);
+            match &l.policy {
+                Some(p) => println!(
+                    "{}: valid, {} rules, {warnings} warning{}",
+                    l.file,
+                    p.rules.len(),
+                    if warnings == 1 { "" } else { "s" }
+                ),
+                None => println!(
+                    "{}: invalid, {errors} error{}, {warnings} warning{}",
+                    l.file,
+                    if errors == 1 { "" } else { "s" },
+                    if warnings == 1 { "" } else { "s" }
+                ),
+            }
+        }
+    }
+    Ok(ExitCode::from(if l.policy.is_some() { 0 } else { 1 }))
+}
+
+fn debug_ir(a: PolicyArgs) -> Result<ExitCode> {
+    let (_, p) = match load_or_report(&a)? {
+        Ok(x) => x,
+        Err(code) => return Ok(code),
+    };
+    print!("{p}");
+    Ok(ExitCode::SUCCESS)
+}
+
+fn import(a: ImportArgs) -> Result<ExitCode> {
+    let text = read(&a.file)?;
+    let file = a.file.display().to_string();
+    let doc = match a.from {
+        ImportFrom::Classbench => classbench::to_document(&file, &text, a.actions.into()),
+        ImportFrom::IptablesSave => {
+            let opts = compiler::iptables::Options {
+                chain: a.chain.clone(),
+                iface: a.iface.clone(),
+            };
+            compiler::iptables::import(&file, &text, &opts).map(|(doc, warnings)| {
+                for w in &warnings {
+                    eprint!("{}", w.render(&text));
+                }
+                doc
+            })
+        }
+    };
+    match doc {
+        Ok(doc) => {
+            print!("{}", doc.to_yaml());
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(diags) => {
+            for d in &diags {
+                eprint!("{}", d.render(&text));
+            }
+            eprintln!(
+                "{file}: {} error(s); nothing was imported",
+                diags.iter().filter(|d| d.is_error()).count()
+            );
+            Ok(ExitCode::from(1))
+        }
+    }
+}
+
+fn eval(a: EvalArgs) -> Result<ExitCode> {
+    let (_, policy) = match load_or_report(&a.policy)? {
+        Ok(x) => x,
+        Err(code) => return Ok(code),
+    };
+    let inputs = input::read(&a.input, a.rate, a.as_packets)?;
+    let Engine::Reference = a.engine;
+    let mut ev = Evaluator::new(&policy);
+    let stdout = io::stdout();
+    let mut out = BufWriter::new(stdout.lock());
+    // Per outcome: packets, bytes, allowed packets.
+    let mut counts: std::collections::HashMap<Outcome, (u64, u64, u64)> = Default::default();
+    for (i, item) in inputs.into_iter().enumerate() {
+        if !(i as u64).is_multiple_of(a.every) {
+            continue;
+        }
+        let item = item?;
+        let d = ev.decide(&item.class, item.frame_len, item.ts_ns);
+        let pos: i64 = match d.outcome {
+            Outcome::Rule(r) => r as i64,
+            _ => -1,
+        };
+        match a.output {
+            Output::Matches => writeln!(out, "{pos}")?,
+            Output::Verdicts => writeln!(out, "{} {}", d.outcome.id(&policy), d.verdict)?,
+            Output::Json => {
+                let v = serde_json::json!({"index": i, "id": d.outcome.id(&policy), "position": pos, "verdict": d.verdict.name(), "ts_ns": item.ts_ns});
+                writeln!(out, "{v}")?
+            }
+            Output::Summary => {}
+        }
+        let c = counts.entry(d.outcome).or_default();
+        c.0 += 1;
+        c.1 += item.frame_len as u64;
+        c.2 += (d.verdict == Verdict::Allow) as u64;
+    }
+    if a.output == Output::Summary {
+        let mut order: Vec<Outcome> = (0..policy.rules.len()).map(Outcome::Rule).collect();
+        order.extend([Outcome::Default, Outcome::Fragment, Outcome::NonIp, Outcome::Malformed]);
+        writeln!(
+            out,
+            "{:<24} {:>12} {:>14} {:>12} {:>12}",
+            "id", "packets", "bytes", "allowed", "denied"
+        )?;
+        let mut total = (0, 0, 0);
+        for o in order {
+            if let Some(&(p, b, al)) = counts.get(&o) {
+                writeln!(out, "{:<24} {p:>12} {b:>14} {al:>12} {:>12}", o.id(&policy), p - al)?;
+                total = (total.0 + p, total.1 + b, total.2 + al);
+            }
+        }
+        writeln!(
+            out,
+            "{:<24} {:>12} {:>14} {:>12} {:>12}",
+            "total",
+            total.0,
+            total.1,
+            total.2,
+            total.0 - total.2
+        )?;
+    }
+    out.flush()?;
+    Ok(ExitCode::SUCCESS)
+}
