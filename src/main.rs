@@ -4,6 +4,7 @@
 //! `offload`, `fallback-xdp`, `sim`), and prints. Exit codes: 0 success or a
 //! valid policy, 1 an invalid policy or input, 2 a usage or I/O error.
 
+mod example;
 mod input;
 
 use std::io::{self, BufWriter, Write};
@@ -40,6 +41,20 @@ enum Command {
     /// Print internal representations, for debugging.
     #[command(subcommand)]
     Debug(DebugCommand),
+    /// The embedded example: an edge policy and packets that exercise it.
+    #[command(subcommand)]
+    Example(ExampleCommand),
+}
+
+#[derive(Subcommand)]
+enum ExampleCommand {
+    /// Print the example policy (YAML).
+    Policy,
+    /// Write the example packets to a pcap file and list them.
+    Pcap {
+        /// Output file.
+        out: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -172,6 +187,11 @@ fn main() -> ExitCode {
         Command::Eval(a) => eval(a),
         Command::Import(a) => import(a),
         Command::Debug(DebugCommand::Ir(a)) => debug_ir(a),
+        Command::Example(ExampleCommand::Policy) => {
+            print!("{}", example::POLICY);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Example(ExampleCommand::Pcap { out }) => example_pcap(&out),
     };
     match result {
         Ok(code) => code,
@@ -281,6 +301,15 @@ fn check(a: CheckArgs) -> Result<ExitCode> {
         }
     }
     Ok(ExitCode::from(if l.policy.is_some() { 0 } else { 1 }))
+}
+
+fn example_pcap(out: &Path) -> Result<ExitCode> {
+    let f = std::fs::File::create(out).with_context(|| format!("cannot create {}", out.display()))?;
+    example::write_pcap(io::BufWriter::new(f))?;
+    for (i, (label, frame, ts)) in example::packets().iter().enumerate() {
+        println!("{i:>3} {:>9.3} ms {:>4} B  {label}", *ts as f64 / 1e6, frame.len());
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn debug_ir(a: PolicyArgs) -> Result<ExitCode> {

@@ -363,12 +363,18 @@ pub fn trace_packet(key: &Key) -> Vec<u8> {
             sctp[2..4].copy_from_slice(&dp.to_be_bytes());
             step.write(&mut out, IpNumber(132), &sctp).map_err(|e| e.to_string())
         }
-        (Family::V6, 0) => step
-            .write(&mut out, IpNumber(0), &[59, 0, 1, 4, 0, 0, 0, 0])
-            .map_err(|e| e.to_string()),
-        (Family::V6, 51) => step
-            .write(&mut out, IpNumber(51), &[59, 1, 0, 0, 0, 0, 0, 1, 0, 0, 0, 1])
-            .map_err(|e| e.to_string()),
+        (Family::V6, p @ (0 | 51)) => {
+            // Written as an opaque payload after "no next header", then the
+            // IPv6 next-header byte (offset 14 + 6) is pointed at it.
+            let ext: &[u8] = if p == 0 {
+                &[59, 0, 1, 4, 0, 0, 0, 0]
+            } else {
+                &[59, 1, 0, 0, 0, 0, 0, 1, 0, 0, 0, 1]
+            };
+            let r = step.write(&mut out, IpNumber(59), ext).map_err(|e| e.to_string());
+            out[20] = p;
+            r
+        }
         (_, p) => step.write(&mut out, IpNumber(p), &[]).map_err(|e| e.to_string()),
     };
     // Writing into a Vec cannot fail for these small headers.

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Runs every check CI runs: formatting, lints, and the whole test suite.
+# Installs what it needs first. Prints the time of each phase.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+phase() {
+  local name=$1; shift
+  local start=$SECONDS
+  echo "==> $name"
+  "$@"
+  echo "==> $name: $((SECONDS - start)) s"
+}
+
+phase setup bash scripts/setup.sh
+phase fmt cargo fmt --all -- --check
+phase clippy cargo clippy --workspace --all-targets --locked -- -D warnings
+phase tests cargo nextest run --workspace --locked --no-fail-fast

@@ -1,0 +1,105 @@
+//! ClassBench acceptance: `palisade eval SET SET_trace --output matches`
+//! equals the first column of the independent brute-force ground truth
+//! `SET_trace.firstmatch`, line by line, on every set (IPv4 and IPv6).
+//!
+//! The data lives in `../shared/data/classbench` beside the repository
+//! (override with PALISADE_CLASSBENCH_DIR). It is required: a missing data
+//! set fails the test rather than skipping it.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn data_dir() -> PathBuf {
+    match std::env::var_os("PALISADE_CLASSBENCH_DIR") {
+        Some(d) => PathBuf::from(d),
+        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/classbench"),
+    }
+}
+
+fn palisade(args: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_palisade")).args(args).output().expect("run palisade");
+    assert!(out.status.success(), "palisade {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).expect("utf-8 output")
+}
+
+/// First column of a .firstmatch file.
+fn truth(path: &Path) -> Vec<String> {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    text.lines().map(|l| l.split_whitespace().next().expect("first column").to_string()).collect()
+}
+
+fn check_set(set: &str) {
+    let d = data_dir();
+    let rules = d.join(set);
+    let trace = d.join(format!("{set}_trace"));
+    let got = palisade(&["eval", rules.to_str().unwrap(), trace.to_str().unwrap(), "--output", "matches"]);
+    let got: Vec<&str> = got.lines().collect();
+    let want = truth(&d.join(format!("{set}_trace.firstmatch")));
+    assert_eq!(got.len(), want.len(), "{set}: line count");
+    let bad: Vec<usize> = (0..want.len()).filter(|&i| got[i] != want[i]).collect();
+    assert!(bad.is_empty(), "{set}: {} lines differ, first at line {}: got {} want {}", bad.len(), bad[0], got[bad[0]], want[bad[0]]);
+}
+
+macro_rules! sets {
+    ($($name:ident => $set:literal),* $(,)?) => {
+        $(#[test] fn $name() { check_set($set); })*
+    };
+}
+
+sets! {
+    acl1_1k => "acl1_1K", fw1_1k => "fw1_1K", ipc1_1k => "ipc1_1K",
+    acl1_10k => "acl1_10K", fw1_10k => "fw1_10K", ipc1_10k => "ipc1_10K",
+    acl1_1k_v6 => "acl1_1K_v6", fw1_1k_v6 => "fw1_1K_v6", ipc1_1k_v6 => "ipc1_1K_v6",
+    acl1_10k_v6 => "acl1_10K_v6", fw1_10k_v6 => "fw1_10K_v6", ipc1_10k_v6 => "ipc1_10K_v6",
+}
+
+fn unxz(name: &str, dir: &Path) -> PathBuf {
+    let src = data_dir().join(format!("{name}.xz"));
+    let f = std::fs::File::open(&src).unwrap_or_else(|e| panic!("{}: {e}", src.display()));
+    let mut text = Vec::new();
+    xz2::read::XzDecoder::new(f).read_to_end(&mut text).expect("decompress");
+    let out = dir.join(name);
+    std::fs::write(&out, text).expect("write decompressed");
+    out
+}
+
+/// The 100K set on a 1-in-50 sample of its trace.
+#[test]
+fn acl1_100k_sampled() {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let rules = unxz("acl1_100K", tmp.path());
+    let trace = unxz("acl1_100K_trace", tmp.path());
+    let fm = unxz("acl1_100K_trace.firstmatch", tmp.path());
+    let got = palisade(&["eval", rules.to_str().unwrap(), trace.to_str().unwrap(), "--output", "matches", "--every", "50"]);
+    let got: Vec<&str> = got.lines().collect();
+    let want: Vec<String> = truth(&fm).into_iter().step_by(50).collect();
+    assert_eq!(got.len(), want.len());
+    assert!(want.len() > 19_000, "sample holds {} lines", want.len());
+    for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+        assert_eq!(g, w, "acl1_100K: sampled line {} (trace line {})", i, i * 50);
+    }
+}
+
+/// Real packets: for TCP and UDP lines, which carry ports in a real packet
+/// too, deciding the parsed `--as-packets` frame gives the ground-truth first
+/// match; this checks the conversion and the parser against independent truth.
+#[test]
+fn as_packets_agree_with_ground_truth_for_tcp_and_udp() {
+    for set in ["acl1_1K", "fw1_1K", "ipc1_1K", "acl1_1K_v6", "fw1_1K_v6", "ipc1_1K_v6"] {
+        let d = data_dir();
+        let trace_path = d.join(format!("{set}_trace"));
+        let got = palisade(&["eval", d.join(set).to_str().unwrap(), trace_path.to_str().unwrap(), "--output", "matches", "--as-packets"]);
+        let want = truth(&d.join(format!("{set}_trace.firstmatch")));
+        let trace = std::fs::read_to_string(&trace_path).unwrap();
+        let mut compared = 0;
+        for ((line, g), w) in trace.lines().zip(got.lines()).zip(&want) {
+            let proto = line.split_whitespace().nth(4).unwrap();
+            if proto == "6" || proto == "17" {
+                assert_eq!(g, w, "{set}: `{line}`");
+                compared += 1;
+            }
+        }
+        assert!(compared > 1000, "{set}: only {compared} TCP/UDP lines");
+    }
+}
