@@ -30,7 +30,9 @@ fn pad(mut f: Vec<u8>) -> Vec<u8> {
 }
 
 fn tcp4(src: &str, dst: &str, sp: u16, dp: u16, syn: bool) -> Vec<u8> {
-    let b = PacketBuilder::ethernet2(A, B).ipv4(v4(src), v4(dst), 64).tcp(sp, dp, 1, 65535);
+    let b = PacketBuilder::ethernet2(A, B)
+        .ipv4(v4(src), v4(dst), 64)
+        .tcp(sp, dp, 1, 65535);
     let b = if syn { b.syn() } else { b.ack(1) };
     let mut out = Vec::new();
     b.write(&mut out, &[]).expect("build");
@@ -39,21 +41,43 @@ fn tcp4(src: &str, dst: &str, sp: u16, dp: u16, syn: bool) -> Vec<u8> {
 
 fn udp4(src: &str, dst: &str, sp: u16, dp: u16) -> Vec<u8> {
     let mut out = Vec::new();
-    PacketBuilder::ethernet2(A, B).ipv4(v4(src), v4(dst), 64).udp(sp, dp).write(&mut out, &[0; 32]).expect("build");
+    PacketBuilder::ethernet2(A, B)
+        .ipv4(v4(src), v4(dst), 64)
+        .udp(sp, dp)
+        .write(&mut out, &[0; 32])
+        .expect("build");
     pad(out)
 }
 
 /// Sample frames with a label and an arrival time in nanoseconds.
 pub fn packets() -> Vec<(String, Vec<u8>, u64)> {
     let mut v: Vec<(String, Vec<u8>)> = vec![
-        ("SSH from the office".into(), tcp4("198.51.100.7", "203.0.113.5", 50000, 22, true)),
-        ("SSH from guest Wi-Fi".into(), tcp4("198.51.100.200", "203.0.113.5", 50001, 22, true)),
-        ("spoofed 10/8 source".into(), tcp4("10.1.1.1", "203.0.113.5", 50002, 80, true)),
+        (
+            "SSH from the office".into(),
+            tcp4("198.51.100.7", "203.0.113.5", 50000, 22, true),
+        ),
+        (
+            "SSH from guest Wi-Fi".into(),
+            tcp4("198.51.100.200", "203.0.113.5", 50001, 22, true),
+        ),
+        (
+            "spoofed 10/8 source".into(),
+            tcp4("10.1.1.1", "203.0.113.5", 50002, 80, true),
+        ),
         ("HTTPS".into(), tcp4("192.0.2.99", "203.0.113.5", 50003, 443, true)),
         ("DNS query".into(), udp4("192.0.2.99", "203.0.113.53", 50004, 53)),
-        ("UDP to a closed port".into(), udp4("192.0.2.99", "203.0.113.5", 50005, 9999)),
-        ("stray SYN to a high port".into(), tcp4("192.0.2.99", "203.0.113.5", 443, 40000, true)),
-        ("reply to our connection".into(), tcp4("192.0.2.99", "203.0.113.5", 443, 40000, false)),
+        (
+            "UDP to a closed port".into(),
+            udp4("192.0.2.99", "203.0.113.5", 50005, 9999),
+        ),
+        (
+            "stray SYN to a high port".into(),
+            tcp4("192.0.2.99", "203.0.113.5", 443, 40000, true),
+        ),
+        (
+            "reply to our connection".into(),
+            tcp4("192.0.2.99", "203.0.113.5", 443, 40000, false),
+        ),
     ];
     let mut f = Vec::new();
     PacketBuilder::ethernet2(A, B)
@@ -75,7 +99,11 @@ pub fn packets() -> Vec<(String, Vec<u8>, u64)> {
     let mut f = Vec::new();
     PacketBuilder::ethernet2(A, B)
         .ipv6(v6("fe80::1"), v6("ff02::1:ff00:2"), 255)
-        .icmpv6(etherparse::Icmpv6Type::Unknown { type_u8: 135, code_u8: 0, bytes5to8: [0; 4] })
+        .icmpv6(etherparse::Icmpv6Type::Unknown {
+            type_u8: 135,
+            code_u8: 0,
+            bytes5to8: [0; 4],
+        })
         .write(&mut f, &[0; 16])
         .expect("build");
     v.push(("IPv6 neighbour solicitation".into(), pad(f)));
@@ -98,8 +126,11 @@ pub fn packets() -> Vec<(String, Vec<u8>, u64)> {
     cut[16] = 0;
     cut[17] = 30;
     v.push(("truncated TCP header".into(), cut));
-    let mut out: Vec<(String, Vec<u8>, u64)> =
-        v.into_iter().enumerate().map(|(i, (l, f))| (l, f, i as u64 * 1_000_000)).collect();
+    let mut out: Vec<(String, Vec<u8>, u64)> = v
+        .into_iter()
+        .enumerate()
+        .map(|(i, (l, f))| (l, f, i as u64 * 1_000_000))
+        .collect();
     // A ping flood: 30 echo requests 1 ms apart; the bucket (burst 20, 100/s)
     // lets the first 20 and then one every 10 ms through.
     let t0 = out.len() as u64 * 1_000_000;
@@ -117,7 +148,10 @@ pub fn packets() -> Vec<(String, Vec<u8>, u64)> {
 
 /// Write the sample packets as a pcap.
 pub fn write_pcap(w: impl Write) -> Result<usize> {
-    let header = PcapHeader { datalink: DataLink::ETHERNET, ..PcapHeader::default() };
+    let header = PcapHeader {
+        datalink: DataLink::ETHERNET,
+        ..PcapHeader::default()
+    };
     let mut pw = PcapWriter::with_header(w, header)?;
     let pkts = packets();
     for (_, frame, ts) in &pkts {

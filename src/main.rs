@@ -7,7 +7,7 @@
 mod example;
 mod input;
 
-use std::io::{self, BufWriter, Write};
+use std::io::{self, BufWriter, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -187,19 +187,33 @@ fn main() -> ExitCode {
         Command::Eval(a) => eval(a),
         Command::Import(a) => import(a),
         Command::Debug(DebugCommand::Ir(a)) => debug_ir(a),
-        Command::Example(ExampleCommand::Policy) => {
-            print!("{}", example::POLICY);
-            Ok(ExitCode::SUCCESS)
-        }
+        Command::Example(ExampleCommand::Policy) => stdout_write(example::POLICY).map(|_| ExitCode::SUCCESS),
         Command::Example(ExampleCommand::Pcap { out }) => example_pcap(&out),
     };
     match result {
         Ok(code) => code,
+        // A reader that stops early (`| head`) is not an error.
+        Err(e)
+            if e.chain().any(|c| {
+                c.downcast_ref::<io::Error>()
+                    .is_some_and(|e| e.kind() == io::ErrorKind::BrokenPipe)
+            }) =>
+        {
+            ExitCode::SUCCESS
+        }
         Err(e) => {
             eprintln!("palisade: {e:#}");
             ExitCode::from(2)
         }
     }
+}
+
+/// Write to stdout, returning errors (a closed pipe among them) instead of panicking.
+fn stdout_write(text: &str) -> Result<()> {
+    let mut o = io::stdout().lock();
+    o.write_all(text.as_bytes())?;
+    o.flush()?;
+    Ok(())
 }
 
 fn read(path: &Path) -> Result<String> {
@@ -280,7 +294,7 @@ fn check(a: CheckArgs) -> Result<ExitCode> {
                 "warnings": warnings,
                 "diagnostics": l.diagnostics,
             });
-            println!("{}", serde_json::to_string_pretty(&v)?);
+            stdout_write(&format!("{}\n", serde_json::to_string_pretty(&v)?))?;
         }
         Format::Human => {
             print_diagnostics(&l);
@@ -307,7 +321,11 @@ fn example_pcap(out: &Path) -> Result<ExitCode> {
     let f = std::fs::File::create(out).with_context(|| format!("cannot create {}", out.display()))?;
     example::write_pcap(io::BufWriter::new(f))?;
     for (i, (label, frame, ts)) in example::packets().iter().enumerate() {
-        println!("{i:>3} {:>9.3} ms {:>4} B  {label}", *ts as f64 / 1e6, frame.len());
+        stdout_write(&format!(
+            "{i:>3} {:>9.3} ms {:>4} B  {label}\n",
+            *ts as f64 / 1e6,
+            frame.len()
+        ))?;
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -317,7 +335,7 @@ fn debug_ir(a: PolicyArgs) -> Result<ExitCode> {
         Ok(x) => x,
         Err(code) => return Ok(code),
     };
-    print!("{p}");
+    stdout_write(&p.to_string())?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -341,7 +359,7 @@ fn import(a: ImportArgs) -> Result<ExitCode> {
     };
     match doc {
         Ok(doc) => {
-            print!("{}", doc.to_yaml());
+            stdout_write(&doc.to_yaml())?;
             Ok(ExitCode::SUCCESS)
         }
         Err(diags) => {
@@ -369,7 +387,15 @@ fn eval(a: EvalArgs) -> Result<ExitCode> {
     let mut out = BufWriter::new(stdout.lock());
     // Per outcome: packets, bytes, allowed packets.
     let mut counts: std::collections::HashMap<Outcome, (u64, u64, u64)> = Default::default();
+    // Progress on a terminal only, so pipes and CI logs stay clean.
+    let progress = io::stderr().is_terminal();
+    let started = std::time::Instant::now();
+    let mut last_report = started;
     for (i, item) in inputs.into_iter().enumerate() {
+        if progress && i % 4096 == 0 && last_report.elapsed().as_secs_f64() >= 0.5 {
+            last_report = std::time::Instant::now();
+            eprint!("\r{i} inputs decided, {:.1} s", started.elapsed().as_secs_f64());
+        }
         if !(i as u64).is_multiple_of(a.every) {
             continue;
         }
@@ -419,5 +445,8 @@ fn eval(a: EvalArgs) -> Result<ExitCode> {
         )?;
     }
     out.flush()?;
+    if progress && started.elapsed().as_secs_f64() >= 0.5 {
+        eprintln!("\rdone in {:.1} s{}", started.elapsed().as_secs_f64(), " ".repeat(20));
+    }
     Ok(ExitCode::SUCCESS)
 }

@@ -18,27 +18,49 @@ fn data_dir() -> PathBuf {
 }
 
 fn palisade(args: &[&str]) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_palisade")).args(args).output().expect("run palisade");
-    assert!(out.status.success(), "palisade {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new(env!("CARGO_BIN_EXE_palisade"))
+        .args(args)
+        .output()
+        .expect("run palisade");
+    assert!(
+        out.status.success(),
+        "palisade {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8(out.stdout).expect("utf-8 output")
 }
 
 /// First column of a .firstmatch file.
 fn truth(path: &Path) -> Vec<String> {
     let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    text.lines().map(|l| l.split_whitespace().next().expect("first column").to_string()).collect()
+    text.lines()
+        .map(|l| l.split_whitespace().next().expect("first column").to_string())
+        .collect()
 }
 
 fn check_set(set: &str) {
     let d = data_dir();
     let rules = d.join(set);
     let trace = d.join(format!("{set}_trace"));
-    let got = palisade(&["eval", rules.to_str().unwrap(), trace.to_str().unwrap(), "--output", "matches"]);
+    let got = palisade(&[
+        "eval",
+        rules.to_str().unwrap(),
+        trace.to_str().unwrap(),
+        "--output",
+        "matches",
+    ]);
     let got: Vec<&str> = got.lines().collect();
     let want = truth(&d.join(format!("{set}_trace.firstmatch")));
     assert_eq!(got.len(), want.len(), "{set}: line count");
     let bad: Vec<usize> = (0..want.len()).filter(|&i| got[i] != want[i]).collect();
-    assert!(bad.is_empty(), "{set}: {} lines differ, first at line {}: got {} want {}", bad.len(), bad[0], got[bad[0]], want[bad[0]]);
+    assert!(
+        bad.is_empty(),
+        "{set}: {} lines differ, first at line {}: got {} want {}",
+        bad.len(),
+        bad[0],
+        got[bad[0]],
+        want[bad[0]]
+    );
 }
 
 macro_rules! sets {
@@ -71,7 +93,15 @@ fn acl1_100k_sampled() {
     let rules = unxz("acl1_100K", tmp.path());
     let trace = unxz("acl1_100K_trace", tmp.path());
     let fm = unxz("acl1_100K_trace.firstmatch", tmp.path());
-    let got = palisade(&["eval", rules.to_str().unwrap(), trace.to_str().unwrap(), "--output", "matches", "--every", "50"]);
+    let got = palisade(&[
+        "eval",
+        rules.to_str().unwrap(),
+        trace.to_str().unwrap(),
+        "--output",
+        "matches",
+        "--every",
+        "50",
+    ]);
     let got: Vec<&str> = got.lines().collect();
     let want: Vec<String> = truth(&fm).into_iter().step_by(50).collect();
     assert_eq!(got.len(), want.len());
@@ -89,7 +119,14 @@ fn as_packets_agree_with_ground_truth_for_tcp_and_udp() {
     for set in ["acl1_1K", "fw1_1K", "ipc1_1K", "acl1_1K_v6", "fw1_1K_v6", "ipc1_1K_v6"] {
         let d = data_dir();
         let trace_path = d.join(format!("{set}_trace"));
-        let got = palisade(&["eval", d.join(set).to_str().unwrap(), trace_path.to_str().unwrap(), "--output", "matches", "--as-packets"]);
+        let got = palisade(&[
+            "eval",
+            d.join(set).to_str().unwrap(),
+            trace_path.to_str().unwrap(),
+            "--output",
+            "matches",
+            "--as-packets",
+        ]);
         let want = truth(&d.join(format!("{set}_trace.firstmatch")));
         let trace = std::fs::read_to_string(&trace_path).unwrap();
         let mut compared = 0;
@@ -102,4 +139,57 @@ fn as_packets_agree_with_ground_truth_for_tcp_and_udp() {
         }
         assert!(compared > 1000, "{set}: only {compared} TCP/UDP lines");
     }
+}
+
+/// `palisade import --from classbench` writes a policy that decides real
+/// packets exactly as the rule file read directly does (a wildcard protocol
+/// with ports becomes tcp/udp/sctp, the only packets that carry ports).
+#[test]
+fn imported_policy_decides_packets_like_the_rule_file() {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    for set in ["fw1_1K", "ipc1_1K", "ipc1_1K_v6"] {
+        let d = data_dir();
+        let rules = d.join(set);
+        let trace = d.join(format!("{set}_trace"));
+        let yaml = tmp.path().join(format!("{set}.yaml"));
+        std::fs::write(
+            &yaml,
+            palisade(&["import", "--from", "classbench", rules.to_str().unwrap()]),
+        )
+        .unwrap();
+        let direct = palisade(&["eval", rules.to_str().unwrap(), trace.to_str().unwrap(), "--as-packets"]);
+        let imported = palisade(&["eval", yaml.to_str().unwrap(), trace.to_str().unwrap(), "--as-packets"]);
+        assert_eq!(direct.lines().count(), imported.lines().count());
+        for (i, (a, b)) in direct.lines().zip(imported.lines()).enumerate() {
+            assert_eq!(a, b, "{set}: trace line {i}");
+        }
+    }
+}
+
+/// The rule-file variant without the trailing flags column reads the same.
+#[test]
+fn rule_files_without_the_flags_column_give_the_same_matches() {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let d = data_dir();
+    let text = std::fs::read_to_string(d.join("acl1_1K")).unwrap();
+    let stripped: String = text
+        .lines()
+        .map(|l| {
+            let cols: Vec<&str> = l.split('\t').filter(|c| !c.is_empty()).collect();
+            format!("{}\n", cols[..5].join("\t"))
+        })
+        .collect();
+    assert!(!stripped.contains("0x1000/"), "flags column removed");
+    let path = tmp.path().join("acl1_1K_noflags");
+    std::fs::write(&path, stripped).unwrap();
+    let trace = d.join("acl1_1K_trace");
+    let got = palisade(&[
+        "eval",
+        path.to_str().unwrap(),
+        trace.to_str().unwrap(),
+        "--output",
+        "matches",
+    ]);
+    let want = truth(&d.join("acl1_1K_trace.firstmatch"));
+    assert_eq!(got.lines().collect::<Vec<_>>(), want);
 }

@@ -49,7 +49,8 @@ pub enum Frag {
     /// header). An IPv6 fragment header with offset 0 makes a packet `First`
     /// even when M=0 (an atomic fragment), as in Linux's flow dissector.
     None,
-    /// Offset 0 with more fragments to come: carries the L4 header.
+    /// Offset 0 of a fragmented packet (IPv4 MF set; IPv6 any fragment header
+    /// with offset 0): carries the L4 header.
     First,
     /// Offset greater than 0: carries no L4 header.
     Later,

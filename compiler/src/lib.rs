@@ -16,6 +16,7 @@
 //! BPF and simulation live in `offload`, `fallback-xdp` and `sim`.
 
 pub mod classbench;
+pub mod corpus;
 pub mod diag;
 pub mod doc;
 pub mod eval;

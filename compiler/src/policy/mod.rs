@@ -34,10 +34,10 @@ impl Checked {
 /// Parse and validate policy `text`, read from `file` (used in diagnostics).
 pub fn parse(file: &str, text: &str) -> Checked {
     let mut diagnostics = Vec::new();
-    let policy = lower::lower(file, text, &mut diagnostics);
-    let policy = match policy {
-        Some(p) if !diagnostics.iter().any(|d| d.is_error()) => {
-            warnings::safety_warnings(file, &p, &mut diagnostics);
+    let lowered = lower::lower(file, text, &mut diagnostics);
+    let policy = match lowered {
+        Some((p, positions)) if !diagnostics.iter().any(|d| d.is_error()) => {
+            warnings::safety_warnings(file, &p, &positions, &mut diagnostics);
             Some(p)
         }
         _ => None,

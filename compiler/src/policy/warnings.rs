@@ -2,8 +2,11 @@
 //! IPv6 neighbour discovery and packet-too-big messages (PMTU discovery).
 //!
 //! Each is found by deciding a representative packet with the reference
-//! evaluator, so the warning names the rule (or outcome) that would drop it.
+//! evaluator, so the warning names the rule (or outcome) that would drop it
+//! and points at that rule's `action` (or at the top-level field that set
+//! the outcome's action).
 
+use super::lower::Positions;
 use super::names::{ICMP, ICMPV6};
 use crate::diag::{Diagnostic, Severity};
 use crate::eval::{Evaluator, Outcome};
@@ -25,14 +28,14 @@ fn icmp_key(family: Family, src: u128, dst: u128, ty: u8, code: u8) -> Key {
     k
 }
 
-pub(super) fn safety_warnings(file: &str, policy: &Policy, out: &mut Vec<Diagnostic>) {
-    let mut warn = |line: u32, rule: Option<String>, message: String, help: &str| {
+pub(super) fn safety_warnings(file: &str, policy: &Policy, pos: &Positions, out: &mut Vec<Diagnostic>) {
+    let mut warn = |(line, column): (u32, u32), rule: Option<String>, message: String, help: &str| {
         out.push(Diagnostic {
             severity: Severity::Warning,
             code: "blocks-essential",
             file: file.to_string(),
             line: line.max(1),
-            column: 1,
+            column: column.max(1),
             width: 1,
             rule,
             message,
@@ -41,7 +44,7 @@ pub(super) fn safety_warnings(file: &str, policy: &Policy, out: &mut Vec<Diagnos
     };
     if policy.non_ip == Verdict::Deny {
         warn(
-            1,
+            pos.non_ip.unwrap_or((1, 1)),
             None,
             "`non-ip: deny` drops ARP, so IPv4 neighbours cannot be resolved".into(),
             "allow non-IP frames, or make sure ARP is handled before this filter",
@@ -49,27 +52,27 @@ pub(super) fn safety_warnings(file: &str, policy: &Policy, out: &mut Vec<Diagnos
     }
     let probes = [
         (
-            "neighbour solicitation",
+            "IPv6 neighbour solicitations",
             icmp_key(Family::V6, v6("fe80::1"), v6("ff02::1:ff00:2"), 135, 0),
             "IPv6 neighbours cannot be resolved",
         ),
         (
-            "neighbour advertisement",
+            "IPv6 neighbour advertisements",
             icmp_key(Family::V6, v6("fe80::2"), v6("fe80::1"), 136, 0),
             "IPv6 neighbours cannot be resolved",
         ),
         (
-            "router advertisement",
+            "IPv6 router advertisements",
             icmp_key(Family::V6, v6("fe80::3"), v6("ff02::1"), 134, 0),
             "IPv6 autoconfiguration breaks",
         ),
         (
-            "ICMPv6 packet-too-big",
+            "ICMPv6 packet-too-big messages",
             icmp_key(Family::V6, v6("2001:db8::1"), v6("2001:db8::2"), 2, 0),
             "path MTU discovery breaks for IPv6",
         ),
         (
-            "ICMP fragmentation-needed",
+            "ICMP fragmentation-needed messages",
             icmp_key(Family::V4, v4("192.0.2.1"), v4("198.51.100.2"), 3, 4),
             "path MTU discovery breaks for IPv4",
         ),
@@ -80,16 +83,21 @@ pub(super) fn safety_warnings(file: &str, policy: &Policy, out: &mut Vec<Diagnos
         if d.verdict == Verdict::Deny {
             let (line, rule, by) = match d.outcome {
                 Outcome::Rule(i) => (
-                    policy.rules[i].line,
+                    pos.rule_actions.get(i).copied().unwrap_or((policy.rules[i].line, 1)),
                     Some(policy.rules[i].id.clone()),
                     format!("rule `{}`", policy.rules[i].id),
                 ),
-                o => (1, None, format!("the `{}` outcome", o.id(policy))),
+                // Probes are not fragments, so the only other outcome is `@default`.
+                o => (
+                    pos.default.unwrap_or((1, 1)),
+                    None,
+                    format!("the `{}` outcome", o.id(policy)),
+                ),
             };
             warn(
                 line,
                 rule,
-                format!("an {what} ({}) is denied by {by}: {why}", key.dst_ip()),
+                format!("{what} (to {}) are denied by {by}: {why}", key.dst_ip()),
                 "allow these ICMP messages in an earlier rule",
             );
         }
