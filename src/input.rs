@@ -12,7 +12,7 @@ use compiler::wire;
 use pcap_file::pcap::PcapReader;
 use pcap_file::pcapng::blocks::interface_description::InterfaceDescriptionOption;
 use pcap_file::pcapng::{Block, PcapNgReader};
-use pcap_file::DataLink;
+use pcap_file::{DataLink, TsResolution};
 
 /// One input, ready for an evaluator.
 pub struct Item {
@@ -71,17 +71,37 @@ fn trace(path: &Path, rate: u64, as_packets: bool) -> Result<Items> {
 
 fn pcap(f: File, name: String) -> Result<Items> {
     let mut r = PcapReader::new(BufReader::new(f)).with_context(|| format!("{name}: not a readable pcap file"))?;
-    let dl = r.header().datalink;
-    if dl != DataLink::ETHERNET {
-        bail!("{name}: link type {dl:?} is not Ethernet; capture on an Ethernet interface");
+    let header = r.header();
+    if header.datalink != DataLink::ETHERNET {
+        bail!(
+            "{name}: link type {:?} is not Ethernet; capture on an Ethernet interface",
+            header.datalink
+        );
     }
+    let frac_ns: u64 = match header.ts_resolution {
+        TsResolution::MicroSecond => 1_000,
+        TsResolution::NanoSecond => 1,
+    };
+    let mut warned = false;
+    // Raw records: the library's checked reader refuses records whose
+    // original length exceeds the snap length, which is exactly what a
+    // capture with a short snap length (`tcpdump -s 96`) holds.
     let iter = std::iter::from_fn(move || {
-        r.next_packet().map(|p| {
+        r.next_raw_packet().map(|p| {
             let p = p.map_err(|e| anyhow!("{name}: {e}"))?;
+            if p.incl_len < p.orig_len && !warned {
+                warned = true;
+                eprintln!(
+                    "palisade: warning: {name} holds frames cut short by the capture (snap length {}); \
+                     they are decided on the captured bytes, so a cut header reads as malformed",
+                    header.snaplen
+                );
+            }
+            let ts_ns = p.ts_sec as u64 * 1_000_000_000 + p.ts_frac as u64 * frac_ns;
             Ok(Item {
                 class: wire::classify(&p.data),
                 frame_len: p.orig_len,
-                ts_ns: p.timestamp.as_nanos() as u64,
+                ts_ns,
             })
         })
     });

@@ -264,7 +264,16 @@ fn load_or_report(args: &PolicyArgs) -> Result<std::result::Result<(Loaded, Poli
     let mut l = load(args)?;
     match l.policy.take() {
         Some(p) => {
-            print_diagnostics(&l);
+            // Warnings are `check`'s business; here one line says they exist.
+            let n = l.diagnostics.len();
+            if n > 0 {
+                eprintln!(
+                    "palisade: {}: {n} warning{}; `palisade check {}` shows them",
+                    l.file,
+                    if n == 1 { "" } else { "s" },
+                    l.file
+                );
+            }
             Ok(Ok((l, p)))
         }
         None => {

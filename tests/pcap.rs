@@ -155,3 +155,48 @@ fn corpus_as_pcap_through_the_cli() {
 fn corpus_as_pcapng_through_the_cli() {
     run(Format::PcapNg);
 }
+
+/// A capture taken with a short snap length (`tcpdump -s 40`) still reads:
+/// the record's original length exceeds the snap length, the frame is decided
+/// on the bytes captured (here the IPv4 total length runs past them, so it is
+/// malformed, DESIGN §1) and a warning says the capture was cut.
+#[test]
+fn captures_cut_by_the_snap_length_are_read_with_a_warning() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let policy = dir.path().join("p.yaml");
+    std::fs::write(&policy, "default: allow\nrules: []\n").unwrap();
+    // Classic pcap, µs, snap length 40, one 254-byte TCP frame cut to 40 bytes.
+    let mut file = Vec::new();
+    file.extend_from_slice(&0xa1b2_c3d4u32.to_le_bytes());
+    file.extend_from_slice(&2u16.to_le_bytes());
+    file.extend_from_slice(&4u16.to_le_bytes());
+    for w in [0u32, 0, 40, 1] {
+        file.extend_from_slice(&w.to_le_bytes());
+    }
+    let frame_len = 254u32;
+    for w in [1u32, 500_000, 40, frame_len] {
+        file.extend_from_slice(&w.to_le_bytes());
+    }
+    let mut frame = vec![2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, 0x08, 0x00];
+    frame.extend_from_slice(&[0x45, 0, 0, 240, 0, 0, 0, 0, 64, 6, 0, 0, 192, 0, 2, 1, 203, 0, 113, 5]);
+    frame.extend_from_slice(&[0x04, 0xd2, 0, 80, 0, 0]);
+    assert_eq!(frame.len(), 40);
+    file.extend_from_slice(&frame);
+    let cap = dir.path().join("cut.pcap");
+    std::fs::write(&cap, file).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_palisade"))
+        .args([
+            "eval",
+            policy.to_str().unwrap(),
+            cap.to_str().unwrap(),
+            "--output",
+            "json",
+        ])
+        .output()
+        .expect("run palisade");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON line");
+    assert_eq!(v["id"], "@malformed");
+    assert_eq!(v["ts_ns"], 1_500_000_000u64);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("snap length 40"));
+}
