@@ -15,4 +15,5 @@ phase() {
 phase setup bash scripts/setup.sh
 phase fmt cargo fmt --all -- --check
 phase clippy cargo clippy --workspace --all-targets --locked -- -D warnings
+phase doctests cargo test --workspace --locked --doc
 phase tests cargo nextest run --workspace --locked --no-fail-fast

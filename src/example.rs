@@ -131,8 +131,10 @@ pub fn packets() -> Vec<(String, Vec<u8>, u64)> {
         .enumerate()
         .map(|(i, (l, f))| (l, f, i as u64 * 1_000_000))
         .collect();
-    // A ping flood: 30 echo requests 1 ms apart; the bucket (burst 20, 100/s)
-    // lets the first 20 and then one every 10 ms through.
+    // A ping flood: 30 echo requests 1 ms apart against a bucket of 20
+    // tokens refilled at 100/s (0.1 per ms): the first 20 pass on the burst,
+    // the tokens that arrive meanwhile let two more through, the rest are
+    // denied.
     let t0 = out.len() as u64 * 1_000_000;
     for i in 0..30u64 {
         let mut f = Vec::new();

@@ -24,9 +24,23 @@ pub struct Item {
 
 pub type Items = Box<dyn Iterator<Item = Result<Item>>>;
 
+/// An input file that was read but is not valid (exit code 1, like an
+/// invalid policy), as opposed to one that cannot be read at all (2).
+#[derive(Debug)]
+pub struct InvalidInput(pub String);
+
+impl std::fmt::Display for InvalidInput {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for InvalidInput {}
+
 /// Read `path`: a capture if it starts with a pcap or pcapng magic number,
-/// otherwise a ClassBench trace arriving at `rate` packets per second.
-pub fn read(path: &Path, rate: u64, as_packets: bool) -> Result<Items> {
+/// otherwise a ClassBench trace arriving at `rate` packets per second
+/// (default one million).
+pub fn read(path: &Path, rate: Option<u64>, as_packets: bool) -> Result<Items> {
     let mut f = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
     let mut magic = [0u8; 4];
     let n = f.read(&mut magic)?;
@@ -36,18 +50,25 @@ pub fn read(path: &Path, rate: u64, as_packets: bool) -> Result<Items> {
         (
             4,
             [0xd4, 0xc3, 0xb2, 0xa1] | [0xa1, 0xb2, 0xc3, 0xd4] | [0x4d, 0x3c, 0xb2, 0xa1] | [0xa1, 0xb2, 0x3c, 0x4d],
-        ) => pcap(f, name),
-        (4, [0x0a, 0x0d, 0x0d, 0x0a]) => pcapng(f, name),
-        _ => trace(path, rate, as_packets),
+        ) => capture_flags(&name, rate, as_packets).and_then(|_| pcap(f, name)),
+        (4, [0x0a, 0x0d, 0x0d, 0x0a]) => capture_flags(&name, rate, as_packets).and_then(|_| pcapng(f, name)),
+        _ => trace(path, rate.unwrap_or(1_000_000), as_packets),
     }
 }
 
-fn trace(path: &Path, rate: u64, as_packets: bool) -> Result<Items> {
-    if rate == 0 {
-        bail!("--rate must be at least 1 packet per second");
+/// `--rate` and `--as-packets` shape trace lines; a capture has real frames
+/// and timestamps, so asking for them is a usage error, not silently ignored.
+fn capture_flags(name: &str, rate: Option<u64>, as_packets: bool) -> Result<()> {
+    if as_packets || rate.is_some() {
+        bail!("{name} is a capture: its frames and timestamps are used as they are; --rate and --as-packets apply to ClassBench traces");
     }
+    Ok(())
+}
+
+fn trace(path: &Path, rate: u64, as_packets: bool) -> Result<Items> {
     let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let entries = classbench::parse_trace(&path.display().to_string(), &text).map_err(|d| anyhow!("{d}"))?;
+    let entries =
+        classbench::parse_trace(&path.display().to_string(), &text).map_err(|d| InvalidInput(d.to_string()))?;
     let iter = entries.into_iter().enumerate().map(move |(i, e)| {
         let ts_ns = (i as u128 * 1_000_000_000 / rate as u128) as u64;
         if as_packets {
@@ -88,7 +109,7 @@ fn pcap(f: File, name: String) -> Result<Items> {
     // capture with a short snap length (`tcpdump -s 96`) holds.
     let iter = std::iter::from_fn(move || {
         r.next_raw_packet().map(|p| {
-            let p = p.map_err(|e| anyhow!("{name}: {e}"))?;
+            let p = p.map_err(|e| InvalidInput(format!("{name}: {e}")))?;
             if p.incl_len < p.orig_len && !warned {
                 warned = true;
                 eprintln!(
@@ -127,7 +148,7 @@ fn pcapng(f: File, name: String) -> Result<Items> {
     let iter = std::iter::from_fn(move || loop {
         let block = match r.next_block()? {
             Ok(b) => b,
-            Err(e) => return Some(Err(anyhow!("{name}: {e}"))),
+            Err(e) => return Some(Err(InvalidInput(format!("{name}: {e}")).into())),
         };
         match block {
             Block::SectionHeader(_) => ifaces.clear(),

@@ -144,9 +144,10 @@ struct EvalArgs {
     engine: Engine,
     #[arg(long, value_enum, default_value_t = Output::Verdicts)]
     output: Output,
-    /// Arrival rate of trace lines, packets per second (timestamps for rate limits).
-    #[arg(long, default_value_t = 1_000_000)]
-    rate: u64,
+    /// Arrival rate of trace lines, packets per second, for rate limits
+    /// [default: 1000000]. Traces only: captures carry their own timestamps.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    rate: Option<u64>,
     /// Turn each trace line into a real Ethernet frame and decide the parsed
     /// frame (the conversion every byte-level engine uses).
     #[arg(long)]
@@ -203,7 +204,8 @@ fn main() -> ExitCode {
         }
         Err(e) => {
             eprintln!("palisade: {e:#}");
-            ExitCode::from(2)
+            let invalid = e.chain().any(|c| c.downcast_ref::<input::InvalidInput>().is_some());
+            ExitCode::from(if invalid { 1 } else { 2 })
         }
     }
 }
@@ -405,10 +407,10 @@ fn eval(a: EvalArgs) -> Result<ExitCode> {
             last_report = std::time::Instant::now();
             eprint!("\r{i} inputs decided, {:.1} s", started.elapsed().as_secs_f64());
         }
+        let item = item?;
         if !(i as u64).is_multiple_of(a.every) {
             continue;
         }
-        let item = item?;
         let d = ev.decide(&item.class, item.frame_len, item.ts_ns);
         let pos: i64 = match d.outcome {
             Outcome::Rule(r) => r as i64,

@@ -88,15 +88,7 @@ fn prefix(s: &str) -> Result<(Family, Prefix), String> {
     if len > fam.bits() {
         return Err(format!("`/{len}` is too long for {fam}"));
     }
-    let host = fam.bits() - len;
-    let host_mask = if host == 128 { u128::MAX } else { (1u128 << host) - 1 };
-    Ok((
-        fam,
-        Prefix {
-            bits: bits & !host_mask,
-            len,
-        },
-    ))
+    Ok((fam, Prefix::new(fam.bits(), bits, len).0))
 }
 
 fn port_range(s: &str) -> Result<(u16, u16), String> {
@@ -120,9 +112,17 @@ fn hex_u8(s: &str) -> Result<u8, String> {
 pub fn read_rules(file: &str, text: &str) -> Result<Vec<CbRule>, Vec<Diagnostic>> {
     let mut rules = Vec::new();
     let mut errors = Vec::new();
-    for (i, raw) in text.lines().enumerate() {
+    // Line i is rule i: ids, `--actions mixed` and first-match positions all
+    // count lines, so a blank line inside the file would shift them.
+    let body = text.trim_end();
+    for (i, raw) in body.lines().enumerate() {
         let line = (i + 1) as u32;
         if raw.trim().is_empty() {
+            errors.push(diag(
+                file,
+                line,
+                "blank line inside a ClassBench rule file: rule i must be on line i".into(),
+            ));
             continue;
         }
         let parse = || -> Result<CbRule, String> {
@@ -214,6 +214,7 @@ pub fn parse_rules(file: &str, text: &str, actions: Actions) -> Result<Policy, V
 /// The rules as a policy document for `palisade import`.
 pub fn to_document(file: &str, text: &str, actions: Actions) -> Result<Document, Vec<Diagnostic>> {
     let rules = read_rules(file, text)?;
+    let mut errors = Vec::new();
     let mut doc = Document {
         default: Verdict::Deny,
         header: vec![format!(
@@ -247,6 +248,14 @@ pub fn to_document(file: &str, text: &str, actions: Actions) -> Result<Document,
         if r.dst_port != (0, 65535) {
             d.dst_port = vec![port(r.dst_port)];
         }
+        if let Some(p) = r.protocol.filter(|p| has_ports && ![6, 17, 132].contains(p)) {
+            errors.push(diag(
+                file,
+                r.line,
+                format!("rule names ports under protocol {p}, which carries none: no real packet can match it, and the policy language refuses it"),
+            ));
+            continue;
+        }
         d.protocol = match r.protocol {
             Some(p) => vec![crate::policy::names::protocol_name(p)
                 .map(str::to_string)
@@ -256,7 +265,11 @@ pub fn to_document(file: &str, text: &str, actions: Actions) -> Result<Document,
         };
         doc.rules.push(d);
     }
-    Ok(doc)
+    if errors.is_empty() {
+        Ok(doc)
+    } else {
+        Err(errors)
+    }
 }
 
 /// One trace line.
@@ -329,9 +342,12 @@ pub const MIN_FRAME: usize = 60;
 ///   extension headers, traffic class 0);
 /// - TCP (ACK set, window 65535), UDP and SCTP carry the key's ports; ICMP in
 ///   IPv4 and ICMPv6 in IPv6 carry an echo request; every other protocol has
-///   an empty payload, except that in IPv6 the extension-header numbers 0
-///   (hop-by-hop) and 51 (AH) become that header with next header 59, since
-///   they cannot be a final protocol there;
+///   an empty payload, except that in IPv6 an extension-header number (0,
+///   43, 44, 51, 60, 135, 139, 140: see [`crate::wire::is_ipv6_extension_header`])
+///   becomes the smallest header of that kind followed by next header 59
+///   (no next header), since it cannot be a final protocol there; a
+///   fragment header so made has offset 0 and M = 0, an atomic fragment,
+///   which the parser reads as a first fragment;
 /// - padded with zeros to 60 bytes.
 pub fn trace_packet(key: &Key) -> Vec<u8> {
     let eth = PacketBuilder::ethernet2([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2]);
@@ -363,13 +379,17 @@ pub fn trace_packet(key: &Key) -> Vec<u8> {
             sctp[2..4].copy_from_slice(&dp.to_be_bytes());
             step.write(&mut out, IpNumber(132), &sctp).map_err(|e| e.to_string())
         }
-        (Family::V6, p @ (0 | 51)) => {
-            // Written as an opaque payload after "no next header", then the
-            // IPv6 next-header byte (offset 14 + 6) is pointed at it.
-            let ext: &[u8] = if p == 0 {
-                &[59, 0, 1, 4, 0, 0, 0, 0]
-            } else {
-                &[59, 1, 0, 0, 0, 0, 0, 1, 0, 0, 0, 1]
+        (Family::V6, p) if crate::wire::is_ipv6_extension_header(p) => {
+            // The smallest header of that kind, followed by "no next header"
+            // (59): written as an opaque payload, then the IPv6 next-header
+            // byte (offset 14 + 6) is pointed at it.
+            let ext: &[u8] = match p {
+                // AH: (payload len 1 + 2) × 4 = 12 bytes.
+                51 => &[59, 1, 0, 0, 0, 0, 0, 1, 0, 0, 0, 1],
+                // Fragment: offset 0, M = 0 (an atomic fragment).
+                44 => &[59, 0, 0, 0, 0, 0, 0, 1],
+                // Generic: hdr ext len 0 = 8 bytes, a 4-byte PadN option.
+                _ => &[59, 0, 1, 4, 0, 0, 0, 0],
             };
             let r = step.write(&mut out, IpNumber(59), ext).map_err(|e| e.to_string());
             out[20] = p;
@@ -441,11 +461,13 @@ mod tests {
         assert_eq!(k.icmp, Some((128, 0)));
         // In IPv6, 0 and 51 are extension headers: the packet carries one,
         // followed by "no next header".
-        for p in [0, 51] {
+        for p in [0, 43, 44, 51, 60, 135, 139, 140] {
             let Class::Ip(k) = classify(&trace_packet(&key(Family::V6, p))) else {
-                panic!()
+                panic!("{p}")
             };
-            assert_eq!((k.proto, k.src_port), (59, None));
+            assert_eq!((k.proto, k.src_port), (59, None), "{p}");
+            // The fragment header made for 44 is an atomic fragment.
+            assert_eq!(k.frag, if p == 44 { Frag::First } else { Frag::None }, "{p}");
         }
         // In IPv4 they are plain protocol numbers.
         let Class::Ip(k) = classify(&trace_packet(&key(Family::V4, 0))) else {
@@ -467,6 +489,23 @@ mod tests {
         let err = read_rules("c", "@10.0.0.0/8\t192.0.2.0/24\t0 : 65535\t90 : 80\t0x06/0xFF\n").unwrap_err();
         assert!(err[0].message.contains("inverted"), "{}", err[0].message);
         assert_eq!(err[0].line, 1);
+    }
+
+    #[test]
+    fn blank_lines_inside_a_rule_file_are_refused() {
+        let text = "@10.0.0.0/8\t0.0.0.0/0\t0 : 65535\t0 : 65535\t0x00/0x00\n\n@0.0.0.0/0\t0.0.0.0/0\t0 : 65535\t0 : 65535\t0x00/0x00\n\n";
+        let err = read_rules("f", text).unwrap_err();
+        assert_eq!(err.len(), 1);
+        assert_eq!(err[0].line, 2);
+    }
+
+    #[test]
+    fn import_refuses_ports_under_a_protocol_without_ports() {
+        let text = "@10.0.0.0/8\t0.0.0.0/0\t0 : 65535\t80 : 80\t0x01/0xFF\n";
+        let err = to_document("f", text, Actions::Mixed).unwrap_err();
+        assert!(err[0].message.contains("protocol 1"), "{}", err[0].message);
+        // Read directly, the same line is a fine 5-tuple rule.
+        assert!(parse_rules("f", text, Actions::Mixed).is_ok());
     }
 
     #[test]

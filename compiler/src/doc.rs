@@ -47,14 +47,31 @@ pub struct DocRule {
     pub dscp: Vec<String>,
 }
 
-/// A scalar, quoted unless it is plainly safe.
+/// A value: decimal numbers (ports, protocol numbers) plain, so YAML reads
+/// them as numbers; anything else as a string.
 fn scalar(s: &str) -> String {
+    if !s.is_empty() && s.chars().all(|c| c.is_ascii_digit()) {
+        s.to_string()
+    } else {
+        string(s)
+    }
+}
+
+/// A string YAML reads back as that same string: plain when it cannot be
+/// mistaken for anything else, JSON-quoted otherwise.
+fn string(s: &str) -> String {
+    let lower = s.to_ascii_lowercase();
+    let special = matches!(
+        lower.as_str(),
+        "yes" | "no" | "true" | "false" | "on" | "off" | "null" | "y" | "n" | "~"
+    );
+    let numeric = s.parse::<f64>().is_ok() || lower.starts_with("0x") || lower.starts_with("0o");
     let plain = !s.is_empty()
         && s.chars().all(|c| c.is_ascii_alphanumeric() || "-_./".contains(c))
         && !s.starts_with(['-', '.'])
-        && !matches!(s, "yes" | "no" | "true" | "false" | "on" | "off" | "null" | "y" | "n");
-    let numeric_looking = s.chars().all(|c| c.is_ascii_digit()) && !s.is_empty();
-    if plain || numeric_looking {
+        && !special
+        && !numeric;
+    if plain {
         s.to_string()
     } else {
         serde_json::to_string(s).expect("strings serialise")
@@ -95,7 +112,7 @@ impl Document {
             for c in &r.comments {
                 let _ = writeln!(o, "  # {c}");
             }
-            let _ = writeln!(o, "  - id: {}", scalar(&r.id));
+            let _ = writeln!(o, "  - id: {}", string(&r.id));
             let mut field = |name: &str, value: String| {
                 let _ = writeln!(o, "    {name}: {value}");
             };
@@ -143,5 +160,40 @@ impl Document {
             }
         }
         o
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strings_that_yaml_would_read_as_something_else_are_quoted() {
+        for s in [
+            "007", "0x10", "1e5", "1.5", "True", "NULL", "no", "~", "-x", "a b", "fe80::1", "!ack", "",
+        ] {
+            assert!(string(s).starts_with('"'), "{s} -> {}", string(s));
+        }
+        for s in ["allow-web", "r0", "input-3.mychain-2", "10.0.0.0/8", "1024-65535"] {
+            assert_eq!(string(s), s);
+        }
+        assert_eq!(scalar("80"), "80");
+        assert_eq!(scalar("007"), "007");
+    }
+
+    #[test]
+    fn printed_ids_read_back_as_the_same_strings() {
+        let mut doc = Document::default();
+        for id in ["007", "0x10", "true", "r1"] {
+            doc.rules.push(DocRule {
+                id: id.into(),
+                action: "allow".into(),
+                ..DocRule::default()
+            });
+        }
+        let checked = crate::policy::parse("doc.yaml", &doc.to_yaml());
+        let p = checked.policy.expect("the printed document is valid");
+        let ids: Vec<&str> = p.rules.iter().map(|r| r.id.as_str()).collect();
+        assert_eq!(ids, ["007", "0x10", "true", "r1"]);
     }
 }

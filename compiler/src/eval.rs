@@ -168,7 +168,7 @@ impl Bucket {
         if let Some(last) = self.last {
             if ts_ns > last {
                 let add = (ts_ns - last) as u128 * self.per_ns;
-                self.tokens = (self.tokens + add).min(self.capacity);
+                self.tokens = self.tokens.saturating_add(add).min(self.capacity);
                 self.last = Some(ts_ns);
             }
         } else {

@@ -1294,12 +1294,7 @@ impl RuleParser<'_> {
                 }
             },
         };
-        let host = w - len;
-        let mask = if host == 128 { u128::MAX } else { (1u128 << host) - 1 };
-        Some(Prefix {
-            bits: bits & !mask,
-            len,
-        })
+        Some(Prefix::new(w, bits, len).0)
     }
 
     fn port(&mut self, t: &Tok, s: &str) -> Option<u16> {
@@ -2161,33 +2156,8 @@ impl RuleParser<'_> {
 /// The minimal prefixes covering `[lo, hi]` in a `w`-bit space.
 fn range_prefixes(w: u8, lo: u128, hi: u128) -> Vec<Prefix> {
     let mut out = Vec::new();
-    let mut lo = lo;
-    loop {
-        let mut host = if lo == 0 {
-            w as u32
-        } else {
-            lo.trailing_zeros().min(w as u32)
-        };
-        let last = |host: u32| {
-            if host == 128 {
-                u128::MAX
-            } else {
-                lo | ((1u128 << host) - 1)
-            }
-        };
-        while host > 0 && last(host) > hi {
-            host -= 1;
-        }
-        out.push(Prefix {
-            bits: lo,
-            len: w - host as u8,
-        });
-        let end = last(host);
-        if end >= hi {
-            return out;
-        }
-        lo = end + 1;
-    }
+    crate::ir::range_to_prefixes(w, lo, hi, &mut out);
+    out
 }
 
 // ---------------------------------------------------------------------------

@@ -5,9 +5,10 @@
 //! Everything here is explicit and canonical: address sets are sorted,
 //! disjoint, merged prefixes with exclusions already subtracted; port sets are
 //! sorted, merged inclusive ranges; every list is sorted and deduplicated; a
-//! rule's address family is `Some` whenever anything in the rule implies one.
-//! Two rules that match the same packets written differently have equal
-//! [`Match`]es.
+//! rule's address family is `Some` whenever anything in the rule implies one;
+//! an address set covering its family's whole space is `None`; `fragment:
+//! yes` with L4 fields is [`FragMatch::First`]. Each field is canonical: the
+//! same set written differently gives the same value.
 //!
 //! For the text that produces it, see [`crate::policy`]; for its meaning, see
 //! [`crate::eval`].
@@ -108,7 +109,23 @@ pub struct Prefix {
     pub len: u8,
 }
 
+/// The low `host` bits set (all 128 when `host` is 128).
+pub fn host_mask(host: u8) -> u128 {
+    if host >= 128 {
+        u128::MAX
+    } else {
+        (1u128 << host) - 1
+    }
+}
+
 impl Prefix {
+    /// The prefix of `len` bits (at most `width`) holding `addr`, and whether
+    /// `addr` had host bits set beyond `len`.
+    pub fn new(width: u8, addr: u128, len: u8) -> (Prefix, bool) {
+        let bits = addr & !host_mask(width - len);
+        (Prefix { bits, len }, bits != addr)
+    }
+
     /// Does `addr` (of a family `width` bits wide) fall in this prefix?
     pub fn contains(&self, width: u8, addr: u128) -> bool {
         self.len == 0 || (addr ^ self.bits) >> (width - self.len) == 0
@@ -116,9 +133,7 @@ impl Prefix {
 
     /// First and last address covered.
     pub fn range(&self, width: u8) -> (u128, u128) {
-        let host = width - self.len;
-        let span = if host == 128 { u128::MAX } else { (1u128 << host) - 1 };
-        (self.bits, self.bits | span)
+        (self.bits, self.bits | host_mask(width - self.len))
     }
 }
 
@@ -179,34 +194,22 @@ impl AddrSet {
 }
 
 /// Append the minimal prefix cover of `[lo, hi]` in a `width`-bit space.
-fn range_to_prefixes(width: u8, mut lo: u128, hi: u128, out: &mut Vec<Prefix>) {
+pub fn range_to_prefixes(width: u8, mut lo: u128, hi: u128, out: &mut Vec<Prefix>) {
     loop {
-        // Largest aligned block starting at lo that stays within hi.
+        // The largest aligned block starting at lo that stays within hi.
         let mut host = if lo == 0 {
             width
         } else {
             lo.trailing_zeros().min(width as u32) as u8
         };
-        while host > 0 {
-            let last = if host == 128 {
-                u128::MAX
-            } else {
-                lo | ((1u128 << host) - 1)
-            };
-            if last <= hi {
-                break;
-            }
+        while host > 0 && lo | host_mask(host) > hi {
             host -= 1;
         }
         out.push(Prefix {
             bits: lo,
             len: width - host,
         });
-        let last = if host == 128 {
-            u128::MAX
-        } else {
-            lo | ((1u128 << host) - 1)
-        };
+        let last = lo | host_mask(host);
         if last >= hi {
             return;
         }
@@ -234,10 +237,6 @@ impl PortSet {
     pub fn contains(&self, p: u16) -> bool {
         self.0.iter().any(|&(lo, hi)| lo <= p && p <= hi)
     }
-
-    pub fn is_any(&self) -> bool {
-        self.0 == [(0, 65535)]
-    }
 }
 
 /// Fragment-state match.
@@ -247,7 +246,7 @@ pub enum FragMatch {
     No,
     /// Any fragment, first or later.
     Yes,
-    /// The first fragment (offset 0, more fragments).
+    /// The first fragment: offset 0 of a fragmented packet (see [`crate::key::Frag::First`]).
     First,
     /// A non-first fragment (offset > 0).
     NonFirst,

@@ -352,6 +352,13 @@ impl<'a> Ipv6Packet<'a> {
     }
 }
 
+/// Is `next_header` one the parser walks as an IPv6 extension header (rule
+/// 5.1)? Such a number is never an IPv6 packet's final protocol, except for
+/// a non-first fragment whose fragment header names it (rule 5.4).
+pub fn is_ipv6_extension_header(next_header: u8) -> bool {
+    ExtKind::of(next_header).is_some()
+}
+
 /// How an IPv6 next-header value is walked, if it is an extension header.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum ExtKind {

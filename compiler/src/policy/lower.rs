@@ -185,7 +185,7 @@ fn entries<'n, 'i>(cx: &mut Cx, n: &'n Node<'i>) -> Vec<(&'n str, Span, &'n Node
                     k.span,
                     "wrong-type",
                     format!("field names must be strings, found {}", describe(k)),
-                    None,
+                    Some("write field names as plain words, e.g. `dst-port:`".into()),
                 ),
             }
         }
@@ -251,7 +251,7 @@ fn list<'n, 'i>(cx: &mut Cx, field: &str, n: &'n Node<'i>) -> Option<Vec<&'n Nod
                 n.span,
                 "wrong-type",
                 format!("`{field}` must be a value or a list, found a mapping"),
-                None,
+                Some(format!("write `{field}: VALUE` or `{field}: [VALUE, VALUE]`")),
             );
             None
         }
@@ -581,12 +581,9 @@ fn lower_rule(cx: &mut Cx, index: usize, n: &Node, seen: &mut Vec<(String, u32)>
     // The id first, so every later diagnostic names the rule.
     let mut id = None;
     match get("id") {
-        Some((_, v)) => match scalar_text(v).filter(|_| {
-            !matches!(
-                v.data,
-                YamlData::Value(Scalar::Boolean(_)) | YamlData::Value(Scalar::FloatingPoint(_))
-            )
-        }) {
+        // Only strings: YAML reads `007` and `0x10` as numbers, which would
+        // silently rename the rule to `7` and `16`.
+        Some((_, v)) => match as_str(v).map(str::to_string) {
             Some(s) => {
                 if check_id(cx, &s, v.span) {
                     cx.rule = Some(s.clone());
@@ -604,7 +601,15 @@ fn lower_rule(cx: &mut Cx, index: usize, n: &Node, seen: &mut Vec<(String, u32)>
                     id = Some(s);
                 }
             }
-            None => cx.wrong_type(v, "id", "a name", "allow-web"),
+            None => match scalar_text(v) {
+                Some(t) => cx.err(
+                    v.span,
+                    "wrong-type",
+                    format!("`id` must be a string, found {} ({t})", describe(v)),
+                    Some(format!("quote it, e.g. `id: \"{t}\"`, or use a name such as `allow-web`; YAML would read an unquoted `007` as the number 7")),
+                ),
+                None => cx.wrong_type(v, "id", "a name", "allow-web"),
+            },
         },
         None => {
             let span = Span {
@@ -832,7 +837,11 @@ fn lower_rule(cx: &mut Cx, index: usize, n: &Node, seen: &mut Vec<(String, u32)>
                         );
                     }
                 }
-                *slot = Some(set);
+                // The whole space of the family is no constraint beyond the
+                // family itself, which `m.family` already holds.
+                if set.prefixes != [Prefix { bits: 0, len: 0 }] {
+                    *slot = Some(set);
+                }
             }
         }
     }
@@ -867,6 +876,31 @@ fn lower_rule(cx: &mut Cx, index: usize, n: &Node, seen: &mut Vec<(String, u32)>
                     );
                 }
             }
+        }
+    }
+
+    // The parser walks IPv6 extension headers, so their numbers are never an
+    // IPv6 packet's protocol (only a later fragment's fragment header can
+    // name one): in an IPv6 rule they match next to nothing.
+    if let (Some(Family::V6), Some((p, span))) = (m.family, &protocol) {
+        let ext: Vec<String> = p
+            .iter()
+            .filter(|x| crate::wire::is_ipv6_extension_header(**x))
+            .map(|x| proto_display(*x))
+            .collect();
+        if !ext.is_empty() {
+            cx.warn(
+                *span,
+                "ipv6-extension-protocol",
+                format!(
+                    "{} {}, which the parser walks past: in an IPv6 rule {} only non-first fragments whose fragment header names {}",
+                    ext.join(", "),
+                    if ext.len() == 1 { "is an IPv6 extension header" } else { "are IPv6 extension headers" },
+                    if ext.len() == 1 { "it matches" } else { "they match" },
+                    if ext.len() == 1 { "it" } else { "them" }
+                ),
+                Some("match the protocol that follows the extension headers instead".into()),
+            );
         }
     }
 
@@ -999,6 +1033,11 @@ fn lower_rule(cx: &mut Cx, index: usize, n: &Node, seen: &mut Vec<(String, u32)>
         if m.fragment == Some(FragMatch::NonFirst) && m.needs_l4() {
             cx.err(v.span, "never-matches", "`fragment: non-first` with ports, TCP flags or ICMP fields can never match: non-first fragments carry no L4 header", Some("remove the L4 fields, or match `fragment: first`".into()));
         }
+        // Only first fragments among fragments carry L4 fields, so with them
+        // `yes` matches exactly what `first` does: keep the IR canonical.
+        if m.fragment == Some(FragMatch::Yes) && m.needs_l4() {
+            m.fragment = Some(FragMatch::First);
+        }
     }
     if let Some((_, v)) = get("vlan") {
         m.vlan = field_vlan(cx, v);
@@ -1129,7 +1168,12 @@ fn field_rate(cx: &mut Cx, v: &Node) -> Option<Rate> {
         }
     };
     let Some(r) = n.checked_mul(mult) else {
-        cx.err(v.span, "bad-rate", format!("the rate `{text}` is too large"), None);
+        cx.err(
+            v.span,
+            "bad-rate",
+            format!("the rate `{text}` is too large"),
+            Some("rates go up to 18446744073Gbps; check the number and unit".into()),
+        );
         return None;
     };
     if r == 0 {
@@ -1195,7 +1239,12 @@ fn field_burst(cx: &mut Cx, v: &Node) -> Option<(u64, Option<BurstUnit>)> {
         }
     };
     let Some(b) = n.checked_mul(mult) else {
-        cx.err(v.span, "bad-burst", format!("the burst `{text}` is too large"), None);
+        cx.err(
+            v.span,
+            "bad-burst",
+            format!("the burst `{text}` is too large"),
+            Some("check the number and unit; bursts are counted in packets or bytes".into()),
+        );
         return None;
     };
     if b == 0 {
@@ -1273,10 +1322,8 @@ fn parse_cidr(s: &str) -> Result<(Family, Prefix, bool), String> {
             _ => return Err(format!("`/{l}` is not a prefix length for {fam} (0–{w})")),
         },
     };
-    let host = w - len;
-    let host_mask = if host == 128 { u128::MAX } else { (1u128 << host) - 1 };
-    let norm = bits & !host_mask;
-    Ok((fam, Prefix { bits: norm, len }, norm != bits))
+    let (prefix, host_bits) = Prefix::new(w, bits, len);
+    Ok((fam, prefix, host_bits))
 }
 
 /// One CIDR list item; host bits set are a warning with the normalised form.
@@ -1702,7 +1749,7 @@ fn field_u8_list(cx: &mut Cx, field: &str, v: &Node, max: i64) -> Option<Vec<u8>
                         "`{field}` values are whole numbers 0–{max}, found {}",
                         scalar_text(it).unwrap_or_else(|| describe(it).into())
                     ),
-                    None,
+                    Some(format!("list the values one by one, e.g. `{field}: [0, 3]`")),
                 );
                 ok = false;
             }

@@ -10,7 +10,7 @@ use super::lower::Positions;
 use super::names::{ICMP, ICMPV6};
 use crate::diag::{Diagnostic, Severity};
 use crate::eval::{Evaluator, Outcome};
-use crate::ir::{Policy, Verdict};
+use crate::ir::{Action, Policy, Verdict};
 use crate::key::{Family, Key};
 
 fn v6(s: &str) -> u128 {
@@ -29,6 +29,31 @@ fn icmp_key(family: Family, src: u128, dst: u128, ty: u8, code: u8) -> Key {
 }
 
 pub(super) fn safety_warnings(file: &str, policy: &Policy, pos: &Positions, out: &mut Vec<Diagnostic>) {
+    // Fragments are never a silent bypass (DESIGN §1): a non-first fragment
+    // carries no ports, flags or ICMP header, so a deny rule that names them
+    // never sees it, and with no `non-first-fragment` action it falls to the
+    // default.
+    if policy.non_first_fragment.is_none() && policy.default == Verdict::Allow {
+        for (i, r) in policy.rules.iter().enumerate() {
+            if !matches!(r.action, Action::Allow) && r.matches.needs_l4() {
+                out.push(Diagnostic {
+                    severity: Severity::Warning,
+                    code: "fragment-bypass",
+                    file: file.to_string(),
+                    line: pos.rule_actions.get(i).map_or(r.line, |p| p.0).max(1),
+                    column: pos.rule_actions.get(i).map_or(1, |p| p.1).max(1),
+                    width: 1,
+                    rule: Some(r.id.clone()),
+                    message: format!(
+                        "non-first fragments of what `{}` {} carry no L4 header, so the rule cannot see them; they take `default: allow`",
+                        r.id,
+                        if matches!(r.action, Action::Deny) { "denies" } else { "rate-limits" }
+                    ),
+                    help: Some("add `non-first-fragment: deny` at the top level (or a rule for `fragment: non-first`)".into()),
+                });
+            }
+        }
+    }
     let mut warn = |(line, column): (u32, u32), rule: Option<String>, message: String, help: &str| {
         out.push(Diagnostic {
             severity: Severity::Warning,
