@@ -16,4 +16,6 @@ phase setup bash scripts/setup.sh
 phase fmt cargo fmt --all -- --check
 phase clippy cargo clippy --workspace --all-targets --locked -- -D warnings
 phase doctests cargo test --workspace --locked --doc
+# The fuzz target runs under cargo-fuzz on nightly; here it must at least build.
+phase fuzz-target cargo check --manifest-path compiler/fuzz/Cargo.toml --locked
 phase tests cargo nextest run --workspace --locked --no-fail-fast

@@ -97,6 +97,12 @@
 //!      `Truncated("icmp")`; `icmp` = (byte 0, byte 1) = (type, code).
 //!      Protocol 58 in IPv4 and 1 in IPv6 are just other protocols.
 //!    * Any other protocol: no L4 fields are read.
+//!
+//!    L4 length fields (the UDP length, the SCTP chunk lengths) are not
+//!    checked, like checksums: they are the receiving stack's business, and
+//!    a data plane that checked them would have to read past the headers
+//!    it matches on. Only the Ethernet and IP framing rules above make a
+//!    frame malformed.
 
 use std::ops::Range;
 

@@ -383,7 +383,7 @@ fn lower_root(cx: &mut Cx, root: &Node) -> Option<(Policy, Positions)> {
     for (k, kspan, v) in entries(cx, root) {
         match k {
             "version" => {
-                if !matches!(v.data, YamlData::Value(Scalar::Integer(1))) {
+                if int_value(v) != Some(1) {
                     cx.err(
                         v.span,
                         "bad-version",
@@ -1277,8 +1277,8 @@ fn field_log(cx: &mut Cx, v: &Node) -> Option<u32> {
             }
             for (k, kspan, val) in fields {
                 if k == "one-in" {
-                    match &val.data {
-                        YamlData::Value(Scalar::Integer(i)) if *i >= 1 && *i <= u32::MAX as i64 => n = Some(*i as u32),
+                    match int_value(val) {
+                        Some(i) if i >= 1 && i <= u32::MAX as i64 => n = Some(i as u32),
                         _ => cx.err(
                             val.span,
                             "bad-log",
