@@ -18,6 +18,9 @@ use compiler::diag::Diagnostic;
 use compiler::eval::{Evaluator, Outcome};
 use compiler::ir::{Policy, Verdict};
 use compiler::policy;
+use compiler::profile::NicProfile;
+use compiler::tcam::entry::{describe, Expansion};
+use compiler::tcam::{expand_policy, expand_prioritised, Field, TcamModel};
 
 #[derive(Parser)]
 #[command(
@@ -61,6 +64,18 @@ enum ExampleCommand {
 enum DebugCommand {
     /// Print the normalised IR of a policy.
     Ir(PolicyArgs),
+    /// Print the TCAM entries of a policy: value/mask per key field, rule, priority.
+    Tcam(TcamArgs),
+}
+
+#[derive(Args)]
+struct TcamArgs {
+    #[command(flatten)]
+    policy: PolicyArgs,
+    /// NIC profile (name of a shipped profile or a path): its range support
+    /// picks the port encoding.
+    #[arg(long, default_value = "none")]
+    nic: String,
 }
 
 #[derive(Args, Clone)]
@@ -119,6 +134,8 @@ struct CheckArgs {
 enum Engine {
     /// The reference evaluator: first match over the IR.
     Reference,
+    /// The TCAM model: the policy's value/mask tables evaluated in Rust.
+    Tcam,
 }
 
 #[derive(Copy, Clone, PartialEq, Eq, ValueEnum)]
@@ -142,6 +159,9 @@ struct EvalArgs {
     /// Which evaluator decides.
     #[arg(long, value_enum, default_value_t = Engine::Reference)]
     engine: Engine,
+    /// NIC profile for `--engine tcam` (a shipped profile's name or a path).
+    #[arg(long, default_value = "none")]
+    nic: String,
     #[arg(long, value_enum, default_value_t = Output::Verdicts)]
     output: Output,
     /// Arrival rate of trace lines, packets per second, for rate limits
@@ -188,6 +208,7 @@ fn main() -> ExitCode {
         Command::Eval(a) => eval(a),
         Command::Import(a) => import(a),
         Command::Debug(DebugCommand::Ir(a)) => debug_ir(a),
+        Command::Debug(DebugCommand::Tcam(a)) => debug_tcam(a),
         Command::Example(ExampleCommand::Policy) => stdout_write(example::POLICY).map(|_| ExitCode::SUCCESS),
         Command::Example(ExampleCommand::Pcap { out }) => example_pcap(&out),
     };
@@ -341,6 +362,69 @@ fn example_pcap(out: &Path) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// An evaluator `palisade eval` can run.
+enum Decider<'p> {
+    Reference(Evaluator<'p>),
+    Tcam(TcamModel<'p>),
+}
+
+impl Decider<'_> {
+    fn decide(&mut self, class: &compiler::key::Class, frame_len: u32, ts_ns: u64) -> compiler::eval::Decision {
+        match self {
+            Decider::Reference(e) => e.decide(class, frame_len, ts_ns),
+            Decider::Tcam(t) => t.decide(class, frame_len, ts_ns),
+        }
+    }
+}
+
+fn load_profile(name: &str) -> Result<NicProfile> {
+    NicProfile::load(name).map_err(|e| anyhow::anyhow!("{e}"))
+}
+
+/// Port ranges as prefixes only where the NIC matches ports exactly;
+/// otherwise the smaller of prefixes and a minimum ternary cover.
+fn expansion_for(profile: &NicProfile) -> Expansion {
+    if profile.capacity() > 0 && profile.match_kind(Field::DstPort) != compiler::profile::MatchKind::Masked {
+        Expansion::Prefix
+    } else {
+        Expansion::Ternary
+    }
+}
+
+fn debug_tcam(a: TcamArgs) -> Result<ExitCode> {
+    let (_, p) = match load_or_report(&a.policy)? {
+        Ok(x) => x,
+        Err(code) => return Ok(code),
+    };
+    let profile = load_profile(&a.nic)?;
+    let entries = expand_prioritised(&p, expansion_for(&profile));
+    let prios: std::collections::BTreeSet<u32> = entries.iter().map(|e| e.priority).collect();
+    let mut text = format!(
+        "# {} rules, {} entries ({:.2} per rule), {} priorities; key {} bits; profile {}\n",
+        p.rules.len(),
+        entries.len(),
+        entries.len() as f64 / p.rules.len().max(1) as f64,
+        prios.len(),
+        compiler::tcam::KEY_BITS,
+        a.nic
+    );
+    if profile.capacity() > 0 {
+        text.push_str("# the NIC/host partition is not built yet: this is every rule's entries\n");
+    }
+    for e in &entries {
+        let r = &p.rules[e.rule as usize];
+        text.push_str(&format!(
+            "prio {:>5}  {:<20} {:<10} {}\n",
+            e.priority,
+            r.id,
+            r.action.name(),
+            describe(e)
+        ));
+    }
+    stdout_write(&text)?;
+    Ok(ExitCode::SUCCESS)
+}
+
 fn debug_ir(a: PolicyArgs) -> Result<ExitCode> {
     let (_, p) = match load_or_report(&a)? {
         Ok(x) => x,
@@ -392,8 +476,19 @@ fn eval(a: EvalArgs) -> Result<ExitCode> {
         Err(code) => return Ok(code),
     };
     let inputs = input::read(&a.input, a.rate, a.as_packets)?;
-    let Engine::Reference = a.engine;
-    let mut ev = Evaluator::new(&policy);
+    let mut engine = match a.engine {
+        Engine::Reference => Decider::Reference(Evaluator::new(&policy)),
+        Engine::Tcam => {
+            let profile = load_profile(&a.nic)?;
+            if profile.capacity() > 0 {
+                anyhow::bail!(
+                    "--engine tcam --nic {}: the NIC/host partition is not built yet; use --nic none (every rule in the host table)",
+                    a.nic
+                );
+            }
+            Decider::Tcam(TcamModel::new(&policy, expand_policy(&policy, expansion_for(&profile))))
+        }
+    };
     let stdout = io::stdout();
     let mut out = BufWriter::new(stdout.lock());
     // Per outcome: packets, bytes, allowed packets.
@@ -411,7 +506,7 @@ fn eval(a: EvalArgs) -> Result<ExitCode> {
         if !(i as u64).is_multiple_of(a.every) {
             continue;
         }
-        let d = ev.decide(&item.class, item.frame_len, item.ts_ns);
+        let d = engine.decide(&item.class, item.frame_len, item.ts_ns);
         let pos: i64 = match d.outcome {
             Outcome::Rule(r) => r as i64,
             _ => -1,

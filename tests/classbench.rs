@@ -38,24 +38,26 @@ fn truth(path: &Path) -> Vec<String> {
         .collect()
 }
 
-fn check_set(set: &str) {
+fn check_set(set: &str, engine: &[&str]) {
     let d = data_dir();
     let rules = d.join(set);
     let trace = d.join(format!("{set}_trace"));
-    let got = palisade(&[
+    let mut args = vec![
         "eval",
         rules.to_str().unwrap(),
         trace.to_str().unwrap(),
         "--output",
         "matches",
-    ]);
+    ];
+    args.extend_from_slice(engine);
+    let got = palisade(&args);
     let got: Vec<&str> = got.lines().collect();
     let want = truth(&d.join(format!("{set}_trace.firstmatch")));
-    assert_eq!(got.len(), want.len(), "{set}: line count");
+    assert_eq!(got.len(), want.len(), "{set} {engine:?}: line count");
     let bad: Vec<usize> = (0..want.len()).filter(|&i| got[i] != want[i]).collect();
     assert!(
         bad.is_empty(),
-        "{set}: {} lines differ, first at line {}: got {} want {}",
+        "{set} {engine:?}: {} lines differ, first at line {}: got {} want {}",
         bad.len(),
         bad[0],
         got[bad[0]],
@@ -65,7 +67,13 @@ fn check_set(set: &str) {
 
 macro_rules! sets {
     ($($name:ident => $set:literal),* $(,)?) => {
-        $(#[test] fn $name() { check_set($set); })*
+        mod reference {
+            $(#[test] fn $name() { super::check_set($set, &["--engine", "reference"]); })*
+        }
+        /// The TCAM model, every rule in the host table.
+        mod tcam_none {
+            $(#[test] fn $name() { super::check_set($set, &["--engine", "tcam", "--nic", "none"]); })*
+        }
     };
 }
 
@@ -93,21 +101,21 @@ fn acl1_100k_sampled() {
     let rules = unxz("acl1_100K", tmp.path());
     let trace = unxz("acl1_100K_trace", tmp.path());
     let fm = unxz("acl1_100K_trace.firstmatch", tmp.path());
-    let got = palisade(&[
-        "eval",
-        rules.to_str().unwrap(),
-        trace.to_str().unwrap(),
-        "--output",
-        "matches",
-        "--every",
-        "50",
-    ]);
-    let got: Vec<&str> = got.lines().collect();
     let want: Vec<String> = truth(&fm).into_iter().step_by(50).collect();
-    assert_eq!(got.len(), want.len());
     assert!(want.len() > 19_000, "sample holds {} lines", want.len());
-    for (i, (g, w)) in got.iter().zip(&want).enumerate() {
-        assert_eq!(g, w, "acl1_100K: sampled line {} (trace line {})", i, i * 50);
+    for engine in ["reference", "tcam"] {
+        let (r, t) = (rules.to_str().unwrap(), trace.to_str().unwrap());
+        let got = palisade(&["eval", r, t, "--output", "matches", "--every", "50", "--engine", engine]);
+        let got: Vec<&str> = got.lines().collect();
+        assert_eq!(got.len(), want.len(), "{engine}");
+        for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+            assert_eq!(
+                g,
+                w,
+                "acl1_100K --engine {engine}: sampled line {i} (trace line {})",
+                i * 50
+            );
+        }
     }
 }
 

@@ -226,7 +226,15 @@ impl<'p> Evaluator<'p> {
 
     /// Decide an IP packet by its key.
     pub fn decide_key(&mut self, k: &Key, frame_len: u32, ts_ns: u64) -> Decision {
-        match first_match(self.policy, k) {
+        let first = first_match(self.policy, k);
+        self.decide_matched(k, first, frame_len, ts_ns)
+    }
+
+    /// Decide an IP packet whose first matching rule another matcher found
+    /// (the TCAM model, a data plane's answer): the action stage, rate-limit
+    /// buckets and reserved outcomes are this evaluator's.
+    pub fn decide_matched(&mut self, k: &Key, first: Option<usize>, frame_len: u32, ts_ns: u64) -> Decision {
+        match first {
             Some(i) => {
                 let verdict = match self.policy.rules[i].action {
                     Action::Allow => Verdict::Allow,

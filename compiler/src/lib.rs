@@ -9,6 +9,8 @@
 //! - [`wire`]: the reference packet parser, frame bytes → [`key::Class`];
 //! - [`eval`]: the reference evaluator, first match over the IR;
 //! - [`classbench`] and [`iptables`]: importers of foreign rule formats;
+//! - [`profile`]: NIC profiles, what each NIC's tables can match and which
+//!   packets its parser reads as ours (DESIGN §4);
 //! - [`corpus`]: the shared corpus of (policy, packet, expected outcome)
 //!   records that every evaluator runs.
 //!
@@ -24,4 +26,6 @@ pub mod iptables;
 pub mod ir;
 pub mod key;
 pub mod policy;
+pub mod profile;
+pub mod tcam;
 pub mod wire;

@@ -1,0 +1,190 @@
+//! Priorities for tables that are not plain first-match lists.
+//!
+//! tc-flower (and the NICs it drives) looks filters up by priority, and
+//! within one priority takes the first matching *mask*, not the first rule;
+//! priorities are 16-bit, and an IPv4 and an IPv6 filter may not share one.
+//! So rule order must become priorities such that:
+//!
+//! 1. two rules that can match one packet get different priorities, the
+//!    earlier rule the lower number (looked up first);
+//! 2. rules that cannot match a common packet may share a priority;
+//! 3. IPv4 and IPv6 entries never share a priority.
+//!
+//! **The rule** (the one `offload` and the RTL use): per address family,
+//! each rule's *layer* is one more than the highest layer of the earlier
+//! rules of that family it [`overlaps`], or 0 when it overlaps none; a rule
+//! that names no family is placed in both families' layerings. An entry's
+//! priority is `2 × layer + f`, with `f` = 0 for IPv4 and 1 for IPv6. The
+//! number of priorities a table needs is `2 × (deepest layer + 1)` at most.
+//!
+//! [`overlaps`] is exact on each field and conservative across fields: it
+//! may say two rules overlap when no real packet matches both (e.g. one
+//! names ports, the other ICMP types), which only costs priorities, never
+//! correctness.
+
+use crate::ir::{AddrSet, FragMatch, Match, Policy, PortSet};
+use crate::key::Family;
+
+fn lists_meet<T: Ord>(a: &Option<Vec<T>>, b: &Option<Vec<T>>) -> bool {
+    match (a, b) {
+        (Some(x), Some(y)) => {
+            // Both sorted: a merge walk.
+            let (mut i, mut j) = (0, 0);
+            while i < x.len() && j < y.len() {
+                match x[i].cmp(&y[j]) {
+                    std::cmp::Ordering::Equal => return true,
+                    std::cmp::Ordering::Less => i += 1,
+                    std::cmp::Ordering::Greater => j += 1,
+                }
+            }
+            false
+        }
+        _ => true,
+    }
+}
+
+fn addrs_meet(a: &Option<AddrSet>, b: &Option<AddrSet>) -> bool {
+    match (a, b) {
+        (Some(x), Some(y)) => {
+            if x.family != y.family {
+                return false;
+            }
+            let w = x.family.bits();
+            // Two prefixes meet when one contains the other.
+            x.prefixes.iter().any(|p| {
+                y.prefixes.iter().any(|q| {
+                    let len = p.len.min(q.len);
+                    len == 0 || (p.bits ^ q.bits) >> (w - len) == 0
+                })
+            })
+        }
+        _ => true,
+    }
+}
+
+fn ports_meet(a: &Option<PortSet>, b: &Option<PortSet>) -> bool {
+    match (a, b) {
+        (Some(x), Some(y)) => {
+            x.0.iter()
+                .any(|&(lo, hi)| y.0.iter().any(|&(l2, h2)| lo <= h2 && l2 <= hi))
+        }
+        _ => true,
+    }
+}
+
+fn frag_meet(a: &Match, b: &Match) -> bool {
+    use FragMatch::*;
+    // A non-first fragment carries no L4 fields.
+    let later_excluded = |m: &Match, other: &Match| m.fragment == Some(NonFirst) && other.needs_l4();
+    if later_excluded(a, b) || later_excluded(b, a) {
+        return false;
+    }
+    match (a.fragment, b.fragment) {
+        (Some(x), Some(y)) => !matches!(
+            (x, y),
+            (No, Yes | First | NonFirst) | (Yes | First | NonFirst, No) | (First, NonFirst) | (NonFirst, First)
+        ),
+        _ => true,
+    }
+}
+
+/// Can some packet match both `a` and `b`? Exact per field, conservative
+/// across fields (see the module doc).
+pub fn overlaps(a: &Match, b: &Match) -> bool {
+    if let (Some(x), Some(y)) = (a.family, b.family) {
+        if x != y {
+            return false;
+        }
+    }
+    addrs_meet(&a.src, &b.src)
+        && addrs_meet(&a.dst, &b.dst)
+        && lists_meet(&a.protocol, &b.protocol)
+        && ports_meet(&a.src_port, &b.src_port)
+        && ports_meet(&a.dst_port, &b.dst_port)
+        && match (a.tcp_flags, b.tcp_flags) {
+            (Some((v1, m1)), Some((v2, m2))) => (v1 ^ v2) & m1 & m2 == 0,
+            _ => true,
+        }
+        && lists_meet(&a.icmp_type, &b.icmp_type)
+        && lists_meet(&a.icmp_code, &b.icmp_code)
+        && frag_meet(a, b)
+        && lists_meet(&a.vlan, &b.vlan)
+        && lists_meet(&a.dscp, &b.dscp)
+}
+
+/// Each rule's layer in each family: `layers[i] = (ipv4, ipv6)`, `None`
+/// where the rule cannot match that family.
+pub fn layers(policy: &Policy) -> Vec<(Option<u32>, Option<u32>)> {
+    let n = policy.rules.len();
+    let mut out: Vec<(Option<u32>, Option<u32>)> = vec![(None, None); n];
+    for (fi, fam) in [Family::V4, Family::V6].into_iter().enumerate() {
+        for i in 0..n {
+            let m = &policy.rules[i].matches;
+            if m.family.is_some_and(|f| f != fam) {
+                continue;
+            }
+            let mut layer = 0;
+            for (j, prev) in policy.rules[..i].iter().enumerate() {
+                let l = if fi == 0 { out[j].0 } else { out[j].1 };
+                if let Some(l) = l {
+                    if l + 1 > layer && overlaps(&prev.matches, m) {
+                        layer = l + 1;
+                    }
+                }
+            }
+            if fi == 0 {
+                out[i].0 = Some(layer);
+            } else {
+                out[i].1 = Some(layer);
+            }
+        }
+    }
+    out
+}
+
+/// The priority of a layer in a family: `2 × layer + (family == IPv6)`.
+pub fn priority(layer: u32, family: Family) -> u32 {
+    2 * layer + (family == Family::V6) as u32
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::parse;
+
+    fn policy(yaml: &str) -> Policy {
+        let c = parse("t.yaml", yaml);
+        c.policy.unwrap_or_else(|| panic!("{:?}", c.diagnostics))
+    }
+
+    #[test]
+    fn disjoint_rules_share_a_layer_and_overlapping_ones_stack() {
+        let p = policy(
+            "default: deny\nrules:\n\
+             - {id: a, action: allow, protocol: tcp, dst-port: 80}\n\
+             - {id: b, action: allow, protocol: tcp, dst-port: 443}\n\
+             - {id: c, action: deny, protocol: tcp, dst-port: 1-1000}\n\
+             - {id: d, action: deny, src: 10.0.0.0/8}\n\
+             - {id: e, action: deny, src: 2001:db8::/32}\n",
+        );
+        let l = layers(&p);
+        assert_eq!(l[0], (Some(0), Some(0)));
+        assert_eq!(l[1], (Some(0), Some(0)), "b does not overlap a");
+        assert_eq!(l[2], (Some(1), Some(1)), "c overlaps a and b");
+        assert_eq!(l[3], (Some(2), None), "d (any protocol) overlaps c");
+        assert_eq!(l[4], (None, Some(2)));
+    }
+
+    #[test]
+    fn fragments_and_l4_fields_do_not_overlap() {
+        let p = policy(
+            "default: deny\nrules:\n\
+             - {id: a, action: allow, protocol: tcp, dst-port: 80}\n\
+             - {id: b, action: deny, fragment: non-first}\n\
+             - {id: c, action: deny, fragment: no}\n",
+        );
+        let l = layers(&p);
+        assert_eq!(l[1].0, Some(0));
+        assert_eq!(l[2].0, Some(1), "c overlaps a, not b");
+    }
+}
