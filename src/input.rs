@@ -8,6 +8,8 @@ use std::path::Path;
 use anyhow::{anyhow, bail, Context, Result};
 use compiler::classbench;
 use compiler::key::Class;
+use compiler::partition::trust_facts;
+use compiler::profile::TrustFacts;
 use compiler::wire;
 use pcap_file::pcap::PcapReader;
 use pcap_file::pcapng::blocks::interface_description::InterfaceDescriptionOption;
@@ -17,12 +19,25 @@ use pcap_file::{DataLink, TsResolution};
 /// One input, ready for an evaluator.
 pub struct Item {
     pub class: Class,
+    /// What decides whether a NIC may decide the frame (DESIGN §4).
+    pub facts: TrustFacts,
     /// L2 frame length without FCS (the original length for captures).
     pub frame_len: u32,
     pub ts_ns: u64,
 }
 
 pub type Items = Box<dyn Iterator<Item = Result<Item>>>;
+
+/// A frame through the reference parser.
+fn item(frame: &[u8], frame_len: u32, ts_ns: u64) -> Item {
+    let class = wire::classify(frame);
+    Item {
+        facts: trust_facts(frame, &class),
+        class,
+        frame_len,
+        ts_ns,
+    }
+}
 
 /// An input file that was read but is not valid (exit code 1, like an
 /// invalid policy), as opposed to one that cannot be read at all (2).
@@ -73,15 +88,12 @@ fn trace(path: &Path, rate: u64, as_packets: bool) -> Result<Items> {
         let ts_ns = (i as u128 * 1_000_000_000 / rate as u128) as u64;
         if as_packets {
             let frame = classbench::trace_packet(&e.key);
-            Ok(Item {
-                class: wire::classify(&frame),
-                frame_len: frame.len() as u32,
-                ts_ns,
-            })
+            Ok(item(&frame, frame.len() as u32, ts_ns))
         } else {
             // A 5-tuple has no frame: count it as a minimum-size one.
             Ok(Item {
                 class: Class::Ip(e.key),
+                facts: TrustFacts::default(),
                 frame_len: classbench::MIN_FRAME as u32,
                 ts_ns,
             })
@@ -119,11 +131,7 @@ fn pcap(f: File, name: String) -> Result<Items> {
                 );
             }
             let ts_ns = p.ts_sec as u64 * 1_000_000_000 + p.ts_frac as u64 * frac_ns;
-            Ok(Item {
-                class: wire::classify(&p.data),
-                frame_len: p.orig_len,
-                ts_ns,
-            })
+            Ok(item(&p.data, p.orig_len, ts_ns))
         })
     });
     Ok(Box::new(iter))
@@ -176,18 +184,10 @@ fn pcapng(f: File, name: String) -> Result<Items> {
                 // The library hands the raw timestamp units over as nanoseconds.
                 let units = p.timestamp.as_nanos();
                 let ts_ns = (units * mul / div) as u64;
-                return Some(Ok(Item {
-                    class: wire::classify(&p.data),
-                    frame_len: p.original_len,
-                    ts_ns,
-                }));
+                return Some(Ok(item(&p.data, p.original_len, ts_ns)));
             }
             Block::SimplePacket(p) => {
-                return Some(Ok(Item {
-                    class: wire::classify(&p.data),
-                    frame_len: p.original_len,
-                    ts_ns: 0,
-                }));
+                return Some(Ok(item(&p.data, p.original_len, 0)));
             }
             _ => {}
         }

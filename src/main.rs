@@ -17,10 +17,11 @@ use compiler::classbench::{self, Actions};
 use compiler::diag::Diagnostic;
 use compiler::eval::{Evaluator, Outcome};
 use compiler::ir::{Policy, Verdict};
+use compiler::partition::{partition, NicHost};
 use compiler::policy;
 use compiler::profile::NicProfile;
 use compiler::tcam::entry::{describe, Expansion};
-use compiler::tcam::{expand_policy, expand_prioritised, Field, TcamModel};
+use compiler::tcam::{expand_prioritised, Field};
 
 #[derive(Parser)]
 #[command(
@@ -41,6 +42,8 @@ enum Command {
     Eval(EvalArgs),
     /// Convert a ClassBench or iptables-save rule file into a Palisade policy (printed to stdout).
     Import(ImportArgs),
+    /// Split a policy between a NIC and the host and report what fits and why.
+    Plan(PlanArgs),
     /// Print internal representations, for debugging.
     #[command(subcommand)]
     Debug(DebugCommand),
@@ -66,6 +69,18 @@ enum DebugCommand {
     Ir(PolicyArgs),
     /// Print the TCAM entries of a policy: value/mask per key field, rule, priority.
     Tcam(TcamArgs),
+}
+
+#[derive(Args)]
+struct PlanArgs {
+    #[command(flatten)]
+    policy: PolicyArgs,
+    /// NIC profile: a shipped profile's name (mlx5, ice, ranges, fpga, none) or a path.
+    #[arg(long)]
+    nic: String,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Human)]
+    format: Format,
 }
 
 #[derive(Args)]
@@ -209,6 +224,7 @@ fn main() -> ExitCode {
         Command::Import(a) => import(a),
         Command::Debug(DebugCommand::Ir(a)) => debug_ir(a),
         Command::Debug(DebugCommand::Tcam(a)) => debug_tcam(a),
+        Command::Plan(a) => plan(a),
         Command::Example(ExampleCommand::Policy) => stdout_write(example::POLICY).map(|_| ExitCode::SUCCESS),
         Command::Example(ExampleCommand::Pcap { out }) => example_pcap(&out),
     };
@@ -365,14 +381,15 @@ fn example_pcap(out: &Path) -> Result<ExitCode> {
 /// An evaluator `palisade eval` can run.
 enum Decider<'p> {
     Reference(Evaluator<'p>),
-    Tcam(TcamModel<'p>),
+    /// The NIC stage (TCAM model of the profile's table) then the host stage.
+    Tcam(Box<NicHost<'p>>),
 }
 
 impl Decider<'_> {
-    fn decide(&mut self, class: &compiler::key::Class, frame_len: u32, ts_ns: u64) -> compiler::eval::Decision {
+    fn decide(&mut self, item: &input::Item) -> compiler::eval::Decision {
         match self {
-            Decider::Reference(e) => e.decide(class, frame_len, ts_ns),
-            Decider::Tcam(t) => t.decide(class, frame_len, ts_ns),
+            Decider::Reference(e) => e.decide(&item.class, item.frame_len, item.ts_ns),
+            Decider::Tcam(t) => t.decide(&item.class, &item.facts, item.frame_len, item.ts_ns),
         }
     }
 }
@@ -389,6 +406,101 @@ fn expansion_for(profile: &NicProfile) -> Expansion {
     } else {
         Expansion::Ternary
     }
+}
+
+fn plan(a: PlanArgs) -> Result<ExitCode> {
+    use compiler::partition::{Placement, Reason};
+    let (_, p) = match load_or_report(&a.policy)? {
+        Ok(x) => x,
+        Err(code) => return Ok(code),
+    };
+    let profile = load_profile(&a.nic)?;
+    let part = partition(&p, &profile);
+    let count = |f: &dyn Fn(&Placement) -> bool| part.placements.iter().filter(|x| f(x)).count();
+    let decides = count(&|x| *x == Placement::NicDecides);
+    let passes = count(&|x| *x == Placement::NicPass);
+    // Host reasons by kind, with the rules.
+    let mut reasons: std::collections::BTreeMap<&str, Vec<(usize, String)>> = Default::default();
+    for (i, pl) in part.placements.iter().enumerate() {
+        if let Placement::Host(r) = pl {
+            let kind = match r {
+                Reason::NoNicStage => "no-nic-stage",
+                Reason::Allows => "allow",
+                Reason::Unsupported(_) => "unsupported",
+                Reason::Dependency { .. } => "dependency",
+                Reason::Capacity { .. } => "capacity",
+                Reason::Priorities { .. } => "priorities",
+            };
+            reasons.entry(kind).or_default().push((i, r.to_string()));
+        }
+    }
+    match a.format {
+        Format::Json => {
+            let rules: Vec<serde_json::Value> = part
+                .placements
+                .iter()
+                .enumerate()
+                .map(|(i, pl)| {
+                    let (place, why) = match pl {
+                        Placement::NicDecides => ("nic", None),
+                        Placement::NicPass => ("nic-pass", None),
+                        Placement::Host(r) => ("host", Some(r.to_string())),
+                    };
+                    serde_json::json!({"id": p.rules[i].id, "placement": place, "reason": why})
+                })
+                .collect();
+            let v = serde_json::json!({
+                "profile": profile.name,
+                "rules": p.rules.len(),
+                "nic_decides": decides,
+                "nic_pass": passes,
+                "host_only": p.rules.len() - decides - passes,
+                "nic_entries": part.nic_entries.len(),
+                "usable_capacity": part.usable_capacity,
+                "capacity": profile.capacity(),
+                "priorities": part.priorities,
+                "max_prios": profile.max_prios(),
+                "placements": rules,
+            });
+            stdout_write(&format!("{}\n", serde_json::to_string_pretty(&v)?))?;
+        }
+        Format::Human => {
+            let mut t = String::new();
+            t.push_str(&format!("profile {}: {}\n", profile.name, profile.description));
+            t.push_str(&format!(
+                "rules {}: {decides} decided on the NIC, {passes} on the NIC as pass-to-host entries, {} on the host only\n",
+                p.rules.len(),
+                p.rules.len() - decides - passes
+            ));
+            t.push_str(&format!(
+                "NIC entries {} of {} usable ({} in all, the rest kept for the atomic swap); priorities {} of {}\n",
+                part.nic_entries.len(),
+                part.usable_capacity,
+                profile.capacity(),
+                part.priorities,
+                profile.max_prios()
+            ));
+            t.push_str("the host (XDP) holds the whole policy\n");
+            for (kind, rules) in &reasons {
+                t.push_str(&format!(
+                    "host only, {kind}: {} rule{}\n",
+                    rules.len(),
+                    if rules.len() == 1 { "" } else { "s" }
+                ));
+                for (i, why) in rules.iter().take(5) {
+                    t.push_str(&format!("  {:<20} {why}\n", p.rules[*i].id));
+                }
+                if rules.len() > 5 {
+                    t.push_str(&format!(
+                        "  … and {} more (--format json lists every rule)\n",
+                        rules.len() - 5
+                    ));
+                }
+            }
+            stdout_write(&t)?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn debug_tcam(a: TcamArgs) -> Result<ExitCode> {
@@ -480,13 +592,8 @@ fn eval(a: EvalArgs) -> Result<ExitCode> {
         Engine::Reference => Decider::Reference(Evaluator::new(&policy)),
         Engine::Tcam => {
             let profile = load_profile(&a.nic)?;
-            if profile.capacity() > 0 {
-                anyhow::bail!(
-                    "--engine tcam --nic {}: the NIC/host partition is not built yet; use --nic none (every rule in the host table)",
-                    a.nic
-                );
-            }
-            Decider::Tcam(TcamModel::new(&policy, expand_policy(&policy, expansion_for(&profile))))
+            let part = partition(&policy, &profile);
+            Decider::Tcam(Box::new(NicHost::new(&policy, profile, &part)))
         }
     };
     let stdout = io::stdout();
@@ -506,7 +613,7 @@ fn eval(a: EvalArgs) -> Result<ExitCode> {
         if !(i as u64).is_multiple_of(a.every) {
             continue;
         }
-        let d = engine.decide(&item.class, item.frame_len, item.ts_ns);
+        let d = engine.decide(&item);
         let pos: i64 = match d.outcome {
             Outcome::Rule(r) => r as i64,
             _ => -1,

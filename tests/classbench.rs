@@ -74,6 +74,16 @@ macro_rules! sets {
         mod tcam_none {
             $(#[test] fn $name() { super::check_set($set, &["--engine", "tcam", "--nic", "none"]); })*
         }
+        /// NIC stage (partitioned for each profile) then host stage.
+        mod tcam_mlx5 {
+            $(#[test] fn $name() { super::check_set($set, &["--engine", "tcam", "--nic", "mlx5"]); })*
+        }
+        mod tcam_ranges {
+            $(#[test] fn $name() { super::check_set($set, &["--engine", "tcam", "--nic", "ranges"]); })*
+        }
+        mod tcam_fpga {
+            $(#[test] fn $name() { super::check_set($set, &["--engine", "tcam", "--nic", "fpga"]); })*
+        }
     };
 }
 

@@ -25,6 +25,7 @@ pub mod eval;
 pub mod iptables;
 pub mod ir;
 pub mod key;
+pub mod partition;
 pub mod policy;
 pub mod profile;
 pub mod tcam;

@@ -113,6 +113,47 @@ fn rule_match() -> impl Strategy<Value = Match> {
     })
 }
 
+/// Rules as a policy author writes them (ports only under TCP/UDP, flags
+/// under TCP, ICMP fields under ICMP), which NICs can mostly hold.
+fn clean_match() -> impl Strategy<Value = Match> {
+    (rule_match(), 0usize..4).prop_map(|(mut m, shape)| {
+        match shape {
+            0 => {
+                m.protocol = Some(vec![6]);
+                m.icmp_type = None;
+                m.icmp_code = None;
+            }
+            1 => {
+                m.protocol = Some(vec![6, 17]);
+                m.tcp_flags = None;
+                m.icmp_type = None;
+                m.icmp_code = None;
+            }
+            2 => {
+                m.family = Some(Family::V4);
+                m.src = m.src.filter(|s| s.family == Family::V4);
+                m.dst = m.dst.filter(|s| s.family == Family::V4);
+                m.protocol = Some(vec![1]);
+                m.src_port = None;
+                m.dst_port = None;
+                m.tcp_flags = None;
+            }
+            _ => {
+                m.protocol = None;
+                m.src_port = None;
+                m.dst_port = None;
+                m.tcp_flags = None;
+                m.icmp_type = None;
+                m.icmp_code = None;
+            }
+        }
+        if m.fragment == Some(FragMatch::NonFirst) && m.needs_l4() {
+            m.fragment = None;
+        }
+        m
+    })
+}
+
 fn action() -> impl Strategy<Value = Action> {
     prop_oneof![
         Just(Action::Allow),
@@ -133,8 +174,9 @@ fn verdict() -> impl Strategy<Value = Verdict> {
 }
 
 fn policy() -> impl Strategy<Value = Policy> {
+    let rule = prop_oneof![rule_match(), clean_match(), clean_match()];
     (
-        prop::collection::vec((rule_match(), action()), 0..8),
+        prop::collection::vec((rule, action()), 0..8),
         verdict(),
         prop::option::of(verdict()),
     )
@@ -236,4 +278,112 @@ proptest! {
             prop_assert_eq!(tcam.decide(&class, 100, ts), reference.decide(&class, 100, ts), "packet {} {:?}", i, k);
         }
     }
+}
+
+use compiler::partition::{partition, NicHost, Placement};
+use compiler::profile::{NicProfile, TrustFacts};
+
+/// Shipped profiles, plus tiny ones that force spills: a few entries, or a
+/// couple of priorities.
+fn profiles() -> &'static [NicProfile] {
+    static PROFILES: std::sync::LazyLock<Vec<NicProfile>> = std::sync::LazyLock::new(load_profiles);
+    &PROFILES
+}
+
+fn load_profiles() -> Vec<NicProfile> {
+    let mut out = Vec::new();
+    for name in compiler::profile::shipped() {
+        let p = NicProfile::by_name(name).expect("shipped profile loads");
+        if p.capacity() > 0 {
+            let mut tiny = p.clone();
+            for t in &mut tiny.tables {
+                t.capacity = 6;
+            }
+            tiny.swap.headroom_entries = 0;
+            tiny.swap.headroom_percent = 0;
+            out.push(tiny);
+            let mut few_prios = p.clone();
+            few_prios.max_prios = 3;
+            out.push(few_prios);
+        }
+        out.push(p);
+    }
+    out
+}
+
+/// Facts consistent with the key: fragments are fragments; the rest random,
+/// so untrusted packets (extra tags, options, extension headers) occur.
+fn facts(k: &Key, tags: u8, opts: bool) -> TrustFacts {
+    TrustFacts {
+        vlan_tags: if k.vlan.is_some() { tags.max(1) } else { 0 },
+        ipv6_ext_headers: k.family == Family::V6 && opts,
+        ipv4_options: k.family == Family::V4 && opts,
+        fragment: k.frag != Frag::None,
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 128, ..ProptestConfig::default() })]
+
+    /// DESIGN §4: NIC stage then host stage decides every packet, trusted or
+    /// not, exactly as the reference, for every profile and capacity.
+    #[test]
+    fn nic_then_host_decides_like_the_reference(
+        p in policy(),
+        keys in prop::collection::vec((key(), 0u8..3, any::<bool>()), 1..40),
+    ) {
+        for profile in profiles() {
+            let profile = profile.clone();
+            let part = partition(&p, &profile);
+            // Nothing the NIC cannot do ends up deciding on it.
+            for (i, pl) in part.placements.iter().enumerate() {
+                if *pl == Placement::NicDecides {
+                    prop_assert!(!matches!(p.rules[i].action, Action::Allow));
+                }
+            }
+            prop_assert!(part.nic_entries.len() <= part.usable_capacity);
+            prop_assert!(part.priorities <= profile.max_prios() as usize || part.nic_entries.is_empty());
+            let mut reference = Evaluator::new(&p);
+            let name = profile.name.clone();
+            let mut staged = NicHost::new(&p, profile, &part);
+            for (i, (k, tags, opts)) in keys.iter().enumerate() {
+                let ts = i as u64 * 100_000_000;
+                let class = Class::Ip(*k);
+                let want = reference.decide(&class, 100, ts);
+                let got = staged.decide(&class, &facts(k, *tags, *opts), 100, ts);
+                prop_assert_eq!(got, want, "profile {} packet {} {:?}", name, i, k);
+            }
+        }
+    }
+}
+
+/// The closure through allow rules: a NIC-owned deny needs the earlier allow
+/// it overlaps as a pass entry, or the NIC would drop what the policy allows.
+#[test]
+fn earlier_overlapping_allow_goes_to_the_nic_as_a_pass_entry() {
+    let text = "default: allow\nnon-first-fragment: deny\nrules:\n\
+                - {id: office-web, action: allow, protocol: tcp, src: 10.0.0.0/8, dst-port: 80}\n\
+                - {id: no-web, action: deny, protocol: tcp, dst-port: 80}\n\
+                - {id: no-telnet, action: deny, protocol: tcp, dst-port: 23}\n";
+    let p = compiler::policy::parse("t.yaml", text).policy.expect("valid");
+    let profile = NicProfile::by_name("mlx5").unwrap();
+    let part = partition(&p, &profile);
+    assert_eq!(
+        part.placements,
+        [Placement::NicPass, Placement::NicDecides, Placement::NicDecides]
+    );
+    let mut staged = NicHost::new(&p, profile, &part);
+    let mut k = Key::new(Family::V4, 0x0a01_0101, 0xc000_0201, 6);
+    (k.src_port, k.dst_port, k.tcp_flags) = (Some(40000), Some(80), Some(0x02));
+    let d = staged.decide(&Class::Ip(k), &TrustFacts::default(), 60, 0);
+    assert_eq!(
+        (d.outcome, d.verdict),
+        (compiler::eval::Outcome::Rule(0), Verdict::Allow)
+    );
+    k.src = 0x0b01_0101;
+    let d = staged.decide(&Class::Ip(k), &TrustFacts::default(), 60, 0);
+    assert_eq!(
+        (d.outcome, d.verdict),
+        (compiler::eval::Outcome::Rule(1), Verdict::Deny)
+    );
 }

@@ -39,6 +39,12 @@ impl<'p> TcamModel<'p> {
         }
     }
 
+    /// Decide an IP packet that another stage (a NIC table) found to match
+    /// rule `rule` first: its action, with this model's rate-limit buckets.
+    pub fn decide_rule(&mut self, k: &crate::key::Key, rule: usize, frame_len: u32, ts_ns: u64) -> Decision {
+        self.actions.decide_matched(k, Some(rule), frame_len, ts_ns)
+    }
+
     /// Decide one frame as the table says.
     pub fn decide(&mut self, class: &Class, frame_len: u32, ts_ns: u64) -> Decision {
         match class {

@@ -1,0 +1,460 @@
+//! The NIC/host partition (DESIGN §4): which rules a NIC may decide, the
+//! entries it needs to decide them exactly, and why every other rule stays
+//! on the host.
+//!
+//! The rules, as DESIGN §4 states them:
+//! - the NIC finally decides only `deny` (drop) and `rate-limit` (police);
+//! - a rule goes to the NIC only with every earlier rule that overlaps it:
+//!   earlier `allow` rules as "pass to host" entries, earlier `deny` and
+//!   `rate-limit` rules as their own NIC entries, which need their own
+//!   overlapping predecessors in turn (the closure is transitive through
+//!   them, not through pass entries: a packet that hits a pass entry is
+//!   decided by the host, which holds the whole policy);
+//! - the NIC decides only packets of its profile's trust class; everything
+//!   else reaches the host as if the NIC held no entry (how the NIC's
+//!   entries are built to miss such packets is the encoder's job: e.g.
+//!   flower's `ip_flags frag` pass entry, `protocol ip` missing tagged
+//!   frames);
+//! - the host (XDP) holds the whole policy.
+//!
+//! So for a trusted packet whose first NIC entry is rule `r`'s, no earlier
+//! rule matches it (any that did would overlap `r` and sit above it), and the
+//! NIC's decision is the policy's; every other packet is decided by the host.
+//!
+//! Placement takes candidates (expressible `deny`/`rate-limit` rules) in
+//! policy order and keeps each one whose closure fits in the profile's usable
+//! capacity (after the swap's headroom); then, while the NIC rules need more
+//! priorities than the profile has, the last candidates placed are taken
+//! back. The default action always stays on the host.
+
+use std::collections::BTreeSet;
+use std::fmt;
+
+use crate::ir::{Action, FragMatch, Match, Policy};
+use crate::key::Family;
+use crate::profile::{FragSupport, MatchKind, NicProfile};
+use crate::tcam::entry::{expand_match, Expansion};
+use crate::tcam::layout::Field;
+use crate::tcam::priority::{overlaps, priority};
+use crate::tcam::{EntryAction, TcamEntry};
+
+/// Where a rule ended up.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Placement {
+    /// The NIC decides it (drop or police); the host holds it too.
+    NicDecides,
+    /// On the NIC as a "pass to host" entry, so that a later NIC rule stays
+    /// exact; the host decides it.
+    NicPass,
+    /// Only on the host, for this reason.
+    Host(Reason),
+}
+
+/// Why a rule stays on the host.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Reason {
+    /// The profile has no NIC stage.
+    NoNicStage,
+    /// An allow rule that no NIC rule needs as a pass entry: allowing is the
+    /// host's job.
+    Allows,
+    /// The NIC cannot match or do what the rule says.
+    Unsupported(String),
+    /// An earlier overlapping rule cannot go to the NIC.
+    Dependency { rule: usize, why: String },
+    /// The rule and its dependencies did not fit in the NIC's entries.
+    Capacity { needed: usize, free: usize },
+    /// The NIC rules would need more priorities than the profile has.
+    Priorities { max: u32 },
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Reason::NoNicStage => f.write_str("the profile has no NIC stage"),
+            Reason::Allows => f.write_str("allow: decided on the host"),
+            Reason::Unsupported(why) => write!(f, "unsupported on this NIC: {why}"),
+            Reason::Dependency { rule, why } => write!(
+                f,
+                "needs earlier overlapping rule #{rule} on the NIC, which cannot go: {why}"
+            ),
+            Reason::Capacity { needed, free } => write!(f, "capacity: needs {needed} entries, {free} left"),
+            Reason::Priorities { max } => write!(f, "priorities: the NIC rules would need more than {max}"),
+        }
+    }
+}
+
+/// The partition of one policy for one profile.
+#[derive(Clone, Debug)]
+pub struct Partition {
+    /// One per rule, in policy order.
+    pub placements: Vec<Placement>,
+    /// The NIC table: decide and pass entries with layered priorities.
+    pub nic_entries: Vec<TcamEntry>,
+    /// Distinct priorities the NIC table uses.
+    pub priorities: usize,
+    /// Entries the profile offers one policy (after swap headroom).
+    pub usable_capacity: usize,
+}
+
+/// How this profile encodes port ranges.
+pub fn expansion_for(profile: &NicProfile) -> Expansion {
+    let exact = [Field::SrcPort, Field::DstPort]
+        .iter()
+        .any(|f| profile.match_kind(*f) == MatchKind::Exact);
+    if exact {
+        Expansion::Prefix
+    } else {
+        Expansion::Ternary
+    }
+}
+
+/// Can the NIC match `m` exactly? `Err` says what it cannot do.
+pub fn nic_can_match(m: &Match, profile: &NicProfile) -> Result<(), String> {
+    let need = |field: Field, what: &str| -> Result<(), String> {
+        if profile.supports(field) {
+            Ok(())
+        } else {
+            Err(format!("no {what} match"))
+        }
+    };
+    if m.family.is_some() {
+        need(Field::Family, "address-family")?;
+    }
+    for (field, set, what) in [
+        (Field::Src, &m.src, "source address"),
+        (Field::Dst, &m.dst, "destination address"),
+    ] {
+        if let Some(s) = set {
+            match profile.match_kind(field) {
+                MatchKind::None => return Err(format!("no {what} match")),
+                MatchKind::Exact if s.prefixes.iter().any(|p| p.len != s.family.bits()) => {
+                    return Err(format!("{what} prefixes (exact addresses only)"))
+                }
+                _ => {}
+            }
+            if profile.zero_value_wildcard() && s.prefixes.iter().any(|p| p.bits == 0) {
+                return Err(format!(
+                    "a {what} prefix of value 0, which this NIC treats as a wildcard"
+                ));
+            }
+        }
+    }
+    if m.protocol.is_some() {
+        need(Field::Proto, "protocol")?;
+    }
+    if m.src_port.is_some() || m.dst_port.is_some() {
+        let readable: BTreeSet<u8> = profile.port_protocols().iter().map(|p| p.number()).collect();
+        match &m.protocol {
+            Some(p) if p.iter().all(|x| readable.contains(x)) => {}
+            _ => return Err("ports of protocols whose ports this NIC does not read".into()),
+        }
+    }
+    for (field, set, what) in [
+        (Field::SrcPort, &m.src_port, "source port"),
+        (Field::DstPort, &m.dst_port, "destination port"),
+    ] {
+        if let Some(ports) = set {
+            match profile.match_kind(field) {
+                MatchKind::None => return Err(format!("no {what} match")),
+                MatchKind::Exact if ports.0.iter().any(|(lo, hi)| lo != hi) => {
+                    return Err(format!("{what} ranges (exact ports only)"))
+                }
+                _ => {}
+            }
+            if profile.zero_value_wildcard() && ports.contains(0) {
+                return Err(format!("{what} 0, which this NIC treats as a wildcard"));
+            }
+        }
+    }
+    if m.tcp_flags.is_some() {
+        need(Field::TcpFlags, "TCP-flags")?;
+    }
+    if m.icmp_type.is_some() {
+        need(Field::IcmpType, "ICMP-type")?;
+    }
+    if m.icmp_code.is_some() {
+        need(Field::IcmpCode, "ICMP-code")?;
+    }
+    if let Some(fm) = m.fragment {
+        match (profile.frag_support(), fm) {
+            (FragSupport::None, _) => return Err("no fragment match".into()),
+            (FragSupport::IsFragment, FragMatch::First | FragMatch::NonFirst) => {
+                return Err("first/non-first fragment match (only \"is a fragment\")".into())
+            }
+            _ => {}
+        }
+    }
+    if m.vlan.is_some() {
+        need(Field::Vlan, "VLAN")?;
+    }
+    if m.dscp.is_some() {
+        need(Field::Dscp, "DSCP")?;
+    }
+    Ok(())
+}
+
+/// Can the NIC hold rule `i` as what the partition would make of it?
+fn nic_can_hold(policy: &Policy, i: usize, profile: &NicProfile) -> Result<(), String> {
+    let r = &policy.rules[i];
+    match r.action {
+        Action::Deny if !profile.can_drop() => return Err("the NIC cannot drop".into()),
+        Action::RateLimit(_) if !profile.can_police() => return Err("the NIC cannot police".into()),
+        Action::Allow if !profile.can_pass() => return Err("the NIC cannot pass to the host".into()),
+        _ => {}
+    }
+    nic_can_match(&r.matches, profile)
+}
+
+/// Entries rule `i` takes on a priority-ordered NIC table.
+fn entry_count(policy: &Policy, i: usize, expansion: Expansion) -> usize {
+    let m = &policy.rules[i].matches;
+    expand_match(m, expansion).len() * if m.family.is_some() { 1 } else { 2 }
+}
+
+/// The earlier rules rule `i` needs on the NIC and does not have yet:
+/// overlapping predecessors, and transitively those of the deny and
+/// rate-limit ones among them. `on_nic` is closed under this (every rule on
+/// the NIC has its own closure there), so the walk stops at rules already
+/// placed.
+fn closure(policy: &Policy, i: usize, on_nic: &BTreeSet<usize>) -> BTreeSet<usize> {
+    let mut need = BTreeSet::from([i]);
+    let mut stack = vec![i];
+    while let Some(r) = stack.pop() {
+        let m = &policy.rules[r].matches;
+        for (j, prev) in policy.rules[..r].iter().enumerate() {
+            if !need.contains(&j) && !on_nic.contains(&j) && overlaps(&prev.matches, m) {
+                need.insert(j);
+                if !matches!(prev.action, Action::Allow) {
+                    stack.push(j);
+                }
+            }
+        }
+    }
+    need
+}
+
+/// A NIC rule with its layer in IPv4 and in IPv6.
+type Layered = (usize, Option<u32>, Option<u32>);
+
+/// Layers of the NIC rules (in policy order) per family, and the priorities
+/// they need.
+fn nic_layers(policy: &Policy, on_nic: &BTreeSet<usize>) -> (Vec<Layered>, usize) {
+    let sub: Vec<usize> = on_nic.iter().copied().collect();
+    let mut out: Vec<Layered> = Vec::with_capacity(sub.len());
+    let mut prios = BTreeSet::new();
+    for &i in &sub {
+        let m = &policy.rules[i].matches;
+        let mut layer = [None, None];
+        for (fi, fam) in [Family::V4, Family::V6].into_iter().enumerate() {
+            if m.family.is_some_and(|f| f != fam) {
+                continue;
+            }
+            let mut l = 0;
+            for &(j, l4, l6) in &out {
+                let lj = if fi == 0 { l4 } else { l6 };
+                if let Some(lj) = lj {
+                    if lj + 1 > l && overlaps(&policy.rules[j].matches, m) {
+                        l = lj + 1;
+                    }
+                }
+            }
+            layer[fi] = Some(l);
+            prios.insert(priority(l, fam));
+        }
+        out.push((i, layer[0], layer[1]));
+    }
+    (out, prios.len())
+}
+
+/// Partition `policy` for `profile`.
+pub fn partition(policy: &Policy, profile: &NicProfile) -> Partition {
+    let n = policy.rules.len();
+    let usable = profile.usable_capacity() as usize;
+    let mut placements: Vec<Placement> = vec![Placement::Host(Reason::Allows); n];
+    if profile.capacity() == 0 {
+        for (i, p) in placements.iter_mut().enumerate() {
+            *p = Placement::Host(if matches!(policy.rules[i].action, Action::Allow) {
+                Reason::Allows
+            } else {
+                Reason::NoNicStage
+            });
+        }
+        return Partition {
+            placements,
+            nic_entries: Vec::new(),
+            priorities: 0,
+            usable_capacity: 0,
+        };
+    }
+    let expansion = expansion_for(profile);
+    let holdable: Vec<Result<(), String>> = (0..n).map(|i| nic_can_hold(policy, i, profile)).collect();
+    let mut on_nic: BTreeSet<usize> = BTreeSet::new();
+    let mut used = 0usize;
+    // Candidate groups in placement order: (candidate, rules it added).
+    let mut groups: Vec<(usize, Vec<usize>)> = Vec::new();
+    for i in 0..n {
+        if matches!(policy.rules[i].action, Action::Allow) {
+            continue;
+        }
+        if let Err(why) = &holdable[i] {
+            placements[i] = Placement::Host(Reason::Unsupported(why.clone()));
+            continue;
+        }
+        // The rule's own entries alone may not fit: no need for its closure
+        // (the costly part) to say so.
+        let own = entry_count(policy, i, expansion);
+        if own > usable - used {
+            placements[i] = Placement::Host(Reason::Capacity {
+                needed: own,
+                free: usable - used,
+            });
+            continue;
+        }
+        let need = closure(policy, i, &on_nic);
+        if let Some((j, why)) = need
+            .iter()
+            .find_map(|&j| holdable[j].as_ref().err().map(|w| (j, w.clone())))
+        {
+            placements[i] = Placement::Host(Reason::Dependency { rule: j, why });
+            continue;
+        }
+        let added: Vec<usize> = need.into_iter().filter(|j| !on_nic.contains(j)).collect();
+        let cost: usize = added.iter().map(|&j| entry_count(policy, j, expansion)).sum();
+        if used + cost > usable {
+            placements[i] = Placement::Host(Reason::Capacity {
+                needed: cost,
+                free: usable - used,
+            });
+            continue;
+        }
+        used += cost;
+        on_nic.extend(added.iter().copied());
+        groups.push((i, added));
+    }
+    // Priorities: take back the last groups until the NIC rules fit. Layers
+    // only grow as rules are added, so the largest fitting prefix of groups
+    // is found by bisection.
+    let max = profile.max_prios() as usize;
+    let fits = |k: usize| -> bool {
+        let set: BTreeSet<usize> = groups[..k].iter().flat_map(|(_, a)| a.iter().copied()).collect();
+        nic_layers(policy, &set).1 <= max
+    };
+    let (mut lo, mut hi) = (0usize, groups.len());
+    if !fits(hi) {
+        while lo < hi {
+            let mid = (lo + hi).div_ceil(2);
+            if fits(mid) {
+                lo = mid;
+            } else {
+                hi = mid - 1;
+            }
+        }
+        for (cand, _) in &groups[lo..] {
+            placements[*cand] = Placement::Host(Reason::Priorities {
+                max: profile.max_prios(),
+            });
+        }
+        groups.truncate(lo);
+        on_nic = groups.iter().flat_map(|(_, a)| a.iter().copied()).collect();
+    }
+    for &i in &on_nic {
+        placements[i] = if matches!(policy.rules[i].action, Action::Allow) {
+            Placement::NicPass
+        } else {
+            Placement::NicDecides
+        };
+    }
+    let (layers, prios) = nic_layers(policy, &on_nic);
+    let mut nic_entries = Vec::new();
+    for (i, l4, l6) in layers {
+        let action = if placements[i] == Placement::NicPass {
+            EntryAction::PassToHost
+        } else {
+            EntryAction::Rule
+        };
+        let patterns = expand_match(&policy.rules[i].matches, expansion);
+        for (fam, layer) in [(Family::V4, l4), (Family::V6, l6)] {
+            let Some(layer) = layer else { continue };
+            for &(mut value, mut mask) in &patterns {
+                value.set(Field::Family, (fam == Family::V6) as u128);
+                mask.set(Field::Family, 1);
+                nic_entries.push(TcamEntry {
+                    value,
+                    mask,
+                    rule: i as u32,
+                    priority: priority(layer, fam),
+                    action,
+                });
+            }
+        }
+    }
+    Partition {
+        placements,
+        nic_entries,
+        priorities: prios,
+        usable_capacity: usable,
+    }
+}
+
+/// The trust facts of a frame the reference parser classified as `class`:
+/// VLAN tags in front of the IP header, IPv4 options, IPv6 extension
+/// headers, fragment state. Reads only what `class` says is there.
+pub fn trust_facts(frame: &[u8], class: &crate::key::Class) -> crate::profile::TrustFacts {
+    let mut facts = crate::profile::TrustFacts::default();
+    let crate::key::Class::Ip(k) = class else { return facts };
+    let mut off = 12;
+    while off + 2 <= frame.len() && matches!(u16::from_be_bytes([frame[off], frame[off + 1]]), 0x8100 | 0x88a8) {
+        facts.vlan_tags = facts.vlan_tags.saturating_add(1);
+        off += 4;
+    }
+    let ip = off + 2;
+    match k.family {
+        Family::V4 => facts.ipv4_options = frame.get(ip).is_some_and(|b| b & 0x0f > 5),
+        Family::V6 => {
+            facts.ipv6_ext_headers = frame
+                .get(ip + 6)
+                .is_some_and(|nh| crate::wire::is_ipv6_extension_header(*nh))
+        }
+    }
+    facts.fragment = k.frag != crate::key::Frag::None;
+    facts
+}
+
+/// The NIC stage followed by the host stage, as a packet meets them: the
+/// NIC decides a trusted packet whose first NIC entry is a rule's own;
+/// everything else is decided by the host, which holds the whole policy.
+pub struct NicHost<'p> {
+    nic: Vec<TcamEntry>,
+    host: crate::tcam::TcamModel<'p>,
+    profile: NicProfile,
+}
+
+impl<'p> NicHost<'p> {
+    pub fn new(policy: &'p Policy, profile: NicProfile, part: &Partition) -> NicHost<'p> {
+        let mut nic = part.nic_entries.clone();
+        nic.sort_by_key(|e| e.priority);
+        let host = crate::tcam::TcamModel::new(policy, crate::tcam::expand_policy(policy, Expansion::Ternary));
+        NicHost { nic, host, profile }
+    }
+
+    pub fn decide(
+        &mut self,
+        class: &crate::key::Class,
+        facts: &crate::profile::TrustFacts,
+        frame_len: u32,
+        ts_ns: u64,
+    ) -> crate::eval::Decision {
+        if let crate::key::Class::Ip(k) = class {
+            if self.profile.trusts_class(class, facts) {
+                let bits = crate::tcam::key_bits(k);
+                if let Some(e) = self.nic.iter().find(|e| e.matches(&bits)) {
+                    if e.action == EntryAction::Rule {
+                        return self.host.decide_rule(k, e.rule as usize, frame_len, ts_ns);
+                    }
+                }
+            }
+        }
+        self.host.decide(class, frame_len, ts_ns)
+    }
+}
