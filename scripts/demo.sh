@@ -60,4 +60,13 @@ else
   step "ClassBench steps skipped: no data in $CB (set PALISADE_CLASSBENCH_DIR)"
 fi
 
-step "not built yet: compile (TCAM tables), plan (NIC/XDP split), simulate (RTL), apply (XDP/flower)"
+step "TCAM entries for an mlx5-class NIC (palisade debug tcam), first lines"
+$P debug tcam "$OUT/edge.yaml" --nic mlx5 | head -n 16
+
+step "plan: what an mlx5-class NIC decides, what stays on the host and why (palisade plan)"
+$P plan "$OUT/edge.yaml" --nic mlx5
+
+step "the same traffic through the NIC stage then the host stage (palisade eval --engine tcam --nic mlx5)"
+$P eval "$OUT/edge.yaml" "$OUT/edge.pcap" --engine tcam --nic mlx5 --output summary
+
+step "not built yet: compile artifacts, simulate (RTL), apply (XDP/flower)"

@@ -521,7 +521,7 @@ fn debug_tcam(a: TcamArgs) -> Result<ExitCode> {
         a.nic
     );
     if profile.capacity() > 0 {
-        text.push_str("# the NIC/host partition is not built yet: this is every rule's entries\n");
+        text.push_str("# every rule's entries with this NIC's encoding; `palisade plan` shows the NIC's share\n");
     }
     for e in &entries {
         let r = &p.rules[e.rule as usize];
