@@ -8,8 +8,9 @@
 //! figure for `palisade eval` on acl1_10K (under 10 s) is the "tuples" column
 //! of that row plus process start-up and file reading.
 
-use std::path::PathBuf;
-use std::time::{Duration, Instant};
+mod common;
+
+use std::time::Instant;
 
 use compiler::classbench::{self, Actions};
 use compiler::eval::Evaluator;
@@ -18,15 +19,8 @@ use compiler::wire;
 
 const RUNS: usize = 5;
 
-fn median(mut v: Vec<Duration>) -> Duration {
-    v.sort();
-    v[v.len() / 2]
-}
-
 fn main() {
-    let dir = std::env::var_os("PALISADE_CLASSBENCH_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/data/classbench"));
+    let dir = common::data_dir();
     let sets = [
         "acl1_1K",
         "fw1_1K",
@@ -66,7 +60,7 @@ fn main() {
             }
             packets.push(t.elapsed());
         }
-        let (t, p) = (median(tuples), median(packets));
+        let (t, p) = (common::median(tuples), common::median(packets));
         let n = entries.len() as f64;
         println!(
             "{:<12} {:>6} {:>7} {:>10.1}ms {:>9.0} {:>10.1}ms {:>9.0} {:>8.2}",

@@ -8,8 +8,9 @@
 //! process's peak resident memory after the set. Native range checkers and
 //! the NIC/host partition are not modelled yet.
 
-use std::path::PathBuf;
-use std::time::{Duration, Instant};
+mod common;
+
+use std::time::Instant;
 
 use compiler::classbench::{self, Actions};
 use compiler::tcam::entry::Expansion;
@@ -24,15 +25,8 @@ fn peak_rss_mib() -> f64 {
         .map_or(f64::NAN, |kib| kib / 1024.0)
 }
 
-fn median(mut v: Vec<Duration>) -> Duration {
-    v.sort();
-    v[v.len() / 2]
-}
-
 fn main() {
-    let dir = std::env::var_os("PALISADE_CLASSBENCH_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/data/classbench"));
+    let dir = common::data_dir();
     let sets = [
         "acl1_1K",
         "fw1_1K",
@@ -70,7 +64,7 @@ fn main() {
             entries.len() as f64 / n,
             entries.len() as f64 / naive as f64,
             prios.len(),
-            median(times).as_secs_f64() * 1e3,
+            common::median(times).as_secs_f64() * 1e3,
             peak_rss_mib()
         );
     }

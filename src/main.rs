@@ -17,11 +17,11 @@ use compiler::classbench::{self, Actions};
 use compiler::diag::Diagnostic;
 use compiler::eval::{Evaluator, Outcome};
 use compiler::ir::{Policy, Verdict};
-use compiler::partition::{partition, NicHost};
+use compiler::partition::{expansion_for, partition, NicHost};
 use compiler::policy;
 use compiler::profile::NicProfile;
-use compiler::tcam::entry::{describe, Expansion};
-use compiler::tcam::{expand_prioritised, Field};
+use compiler::tcam::entry::describe;
+use compiler::tcam::expand_prioritised;
 
 #[derive(Parser)]
 #[command(
@@ -396,16 +396,6 @@ impl Decider<'_> {
 
 fn load_profile(name: &str) -> Result<NicProfile> {
     NicProfile::load(name).map_err(|e| anyhow::anyhow!("{e}"))
-}
-
-/// Port ranges as prefixes only where the NIC matches ports exactly;
-/// otherwise the smaller of prefixes and a minimum ternary cover.
-fn expansion_for(profile: &NicProfile) -> Expansion {
-    if profile.capacity() > 0 && profile.match_kind(Field::DstPort) != compiler::profile::MatchKind::Masked {
-        Expansion::Prefix
-    } else {
-        Expansion::Ternary
-    }
 }
 
 fn plan(a: PlanArgs) -> Result<ExitCode> {

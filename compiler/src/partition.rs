@@ -35,7 +35,7 @@ use crate::key::Family;
 use crate::profile::{FragSupport, MatchKind, NicProfile};
 use crate::tcam::entry::{expand_match, Expansion};
 use crate::tcam::layout::Field;
-use crate::tcam::priority::{overlaps, priority};
+use crate::tcam::priority::{layers_of, overlaps, priority};
 use crate::tcam::{EntryAction, TcamEntry};
 
 /// Where a rule ended up.
@@ -237,33 +237,17 @@ fn closure(policy: &Policy, i: usize, on_nic: &BTreeSet<usize>) -> BTreeSet<usiz
 /// A NIC rule with its layer in IPv4 and in IPv6.
 type Layered = (usize, Option<u32>, Option<u32>);
 
-/// Layers of the NIC rules (in policy order) per family, and the priorities
-/// they need.
+/// Layers of the NIC rules (in policy order) per family, and the number of
+/// priorities they need.
 fn nic_layers(policy: &Policy, on_nic: &BTreeSet<usize>) -> (Vec<Layered>, usize) {
     let sub: Vec<usize> = on_nic.iter().copied().collect();
-    let mut out: Vec<Layered> = Vec::with_capacity(sub.len());
+    let layers = layers_of(policy, &sub);
     let mut prios = BTreeSet::new();
-    for &i in &sub {
-        let m = &policy.rules[i].matches;
-        let mut layer = [None, None];
-        for (fi, fam) in [Family::V4, Family::V6].into_iter().enumerate() {
-            if m.family.is_some_and(|f| f != fam) {
-                continue;
-            }
-            let mut l = 0;
-            for &(j, l4, l6) in &out {
-                let lj = if fi == 0 { l4 } else { l6 };
-                if let Some(lj) = lj {
-                    if lj + 1 > l && overlaps(&policy.rules[j].matches, m) {
-                        l = lj + 1;
-                    }
-                }
-            }
-            layer[fi] = Some(l);
-            prios.insert(priority(l, fam));
-        }
-        out.push((i, layer[0], layer[1]));
+    for &(l4, l6) in &layers {
+        prios.extend(l4.map(|l| priority(l, Family::V4)));
+        prios.extend(l6.map(|l| priority(l, Family::V6)));
     }
+    let out = sub.into_iter().zip(layers).map(|(i, (l4, l6))| (i, l4, l6)).collect();
     (out, prios.len())
 }
 
@@ -445,16 +429,18 @@ impl<'p> NicHost<'p> {
         frame_len: u32,
         ts_ns: u64,
     ) -> crate::eval::Decision {
-        if let crate::key::Class::Ip(k) = class {
-            if self.profile.trusts_class(class, facts) {
-                let bits = crate::tcam::key_bits(k);
-                if let Some(e) = self.nic.iter().find(|e| e.matches(&bits)) {
-                    if e.action == EntryAction::Rule {
-                        return self.host.decide_rule(k, e.rule as usize, frame_len, ts_ns);
-                    }
+        let crate::key::Class::Ip(k) = class else {
+            return self.host.decide(class, frame_len, ts_ns);
+        };
+        // One key for both stages.
+        let bits = crate::tcam::key_bits(k);
+        if self.profile.trusts_class(class, facts) {
+            if let Some(e) = self.nic.iter().find(|e| e.matches(&bits)) {
+                if e.action == EntryAction::Rule {
+                    return self.host.decide_rule(k, e.rule as usize, frame_len, ts_ns);
                 }
             }
         }
-        self.host.decide(class, frame_len, ts_ns)
+        self.host.decide_bits(k, &bits, frame_len, ts_ns)
     }
 }

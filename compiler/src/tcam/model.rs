@@ -7,10 +7,10 @@
 //! disagreement with the reference is a disagreement about the table.
 
 use super::entry::{EntryAction, TcamEntry};
-use super::layout::key_bits;
+use super::layout::{key_bits, Bits};
 use crate::eval::{Decision, Evaluator};
 use crate::ir::Policy;
-use crate::key::Class;
+use crate::key::{Class, Key};
 
 pub struct TcamModel<'p> {
     /// Sorted by priority (stable: equal priorities keep table order).
@@ -31,12 +31,23 @@ impl<'p> TcamModel<'p> {
     /// The first entry matching an IP packet's key, if any.
     pub fn lookup(&self, class: &Class) -> Option<&TcamEntry> {
         match class {
-            Class::Ip(k) => {
-                let bits = key_bits(k);
-                self.entries.iter().find(|e| e.matches(&bits))
-            }
+            Class::Ip(k) => self.lookup_bits(&key_bits(k)),
             _ => None,
         }
+    }
+
+    /// The first entry matching key bits already computed.
+    pub fn lookup_bits(&self, bits: &Bits) -> Option<&TcamEntry> {
+        self.entries.iter().find(|e| e.matches(bits))
+    }
+
+    /// Decide an IP packet whose key bits another stage already computed.
+    pub fn decide_bits(&mut self, k: &Key, bits: &Bits, frame_len: u32, ts_ns: u64) -> Decision {
+        let rule = self
+            .lookup_bits(bits)
+            .filter(|e| e.action == EntryAction::Rule)
+            .map(|e| e.rule as usize);
+        self.actions.decide_matched(k, rule, frame_len, ts_ns)
     }
 
     /// Decide an IP packet that another stage (a NIC table) found to match
@@ -45,18 +56,11 @@ impl<'p> TcamModel<'p> {
         self.actions.decide_matched(k, Some(rule), frame_len, ts_ns)
     }
 
-    /// Decide one frame as the table says.
+    /// Decide one frame as the table says. A host table holds no pass
+    /// entries; on a NIC table the caller hands such packets to the host.
     pub fn decide(&mut self, class: &Class, frame_len: u32, ts_ns: u64) -> Decision {
         match class {
-            Class::Ip(k) => {
-                let rule = match self.lookup(class) {
-                    Some(e) if e.action == EntryAction::Rule => Some(e.rule as usize),
-                    // A host table holds no pass entries; on a NIC table the
-                    // caller hands such packets to the host stage.
-                    Some(_) | None => None,
-                };
-                self.actions.decide_matched(k, rule, frame_len, ts_ns)
-            }
+            Class::Ip(k) => self.decide_bits(k, &key_bits(k), frame_len, ts_ns),
             other => self.actions.decide(other, frame_len, ts_ns),
         }
     }

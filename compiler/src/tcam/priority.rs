@@ -115,29 +115,33 @@ pub fn overlaps(a: &Match, b: &Match) -> bool {
 /// Each rule's layer in each family: `layers[i] = (ipv4, ipv6)`, `None`
 /// where the rule cannot match that family.
 pub fn layers(policy: &Policy) -> Vec<(Option<u32>, Option<u32>)> {
-    let n = policy.rules.len();
-    let mut out: Vec<(Option<u32>, Option<u32>)> = vec![(None, None); n];
-    for (fi, fam) in [Family::V4, Family::V6].into_iter().enumerate() {
-        for i in 0..n {
-            let m = &policy.rules[i].matches;
+    let all: Vec<usize> = (0..policy.rules.len()).collect();
+    layers_of(policy, &all)
+}
+
+/// The layers of the rules at positions `rules` (ascending), as if they were
+/// the whole policy: `out[k]` belongs to `rules[k]`.
+pub fn layers_of(policy: &Policy, rules: &[usize]) -> Vec<(Option<u32>, Option<u32>)> {
+    let mut out: Vec<(Option<u32>, Option<u32>)> = Vec::with_capacity(rules.len());
+    for (k, &i) in rules.iter().enumerate() {
+        let m = &policy.rules[i].matches;
+        let mut layer = [None, None];
+        for (fi, fam) in [Family::V4, Family::V6].into_iter().enumerate() {
             if m.family.is_some_and(|f| f != fam) {
                 continue;
             }
-            let mut layer = 0;
-            for (j, prev) in policy.rules[..i].iter().enumerate() {
-                let l = if fi == 0 { out[j].0 } else { out[j].1 };
-                if let Some(l) = l {
-                    if l + 1 > layer && overlaps(&prev.matches, m) {
-                        layer = l + 1;
+            let mut l = 0;
+            for (&j, prev) in rules[..k].iter().zip(&out) {
+                let lj = if fi == 0 { prev.0 } else { prev.1 };
+                if let Some(lj) = lj {
+                    if lj + 1 > l && overlaps(&policy.rules[j].matches, m) {
+                        l = lj + 1;
                     }
                 }
             }
-            if fi == 0 {
-                out[i].0 = Some(layer);
-            } else {
-                out[i].1 = Some(layer);
-            }
+            layer[fi] = Some(l);
         }
+        out.push((layer[0], layer[1]));
     }
     out
 }
