@@ -14,7 +14,7 @@ use std::time::Instant;
 
 use compiler::classbench::{self, Actions};
 use compiler::tcam::entry::Expansion;
-use compiler::tcam::{expand_policy, expand_prioritised};
+use compiler::tcam::{expand_policy, expand_prioritised, Encoding};
 
 fn peak_rss_mib() -> f64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
@@ -45,12 +45,12 @@ fn main() {
     for set in sets {
         let text = std::fs::read_to_string(dir.join(set)).expect("rule file");
         let policy = classbench::parse_rules(set, &text, Actions::Mixed).expect("rules parse");
-        let naive = expand_policy(&policy, Expansion::Prefix).len();
+        let naive = expand_policy(&policy, &Encoding::covers(Expansion::Prefix)).len();
         let mut times = Vec::new();
         let mut entries = Vec::new();
         for _ in 0..3 {
             let t = Instant::now();
-            entries = expand_prioritised(&policy, Expansion::Ternary);
+            entries = expand_prioritised(&policy, &Encoding::covers(Expansion::Ternary));
             times.push(t.elapsed());
         }
         let prios: std::collections::BTreeSet<u32> = entries.iter().map(|e| e.priority).collect();

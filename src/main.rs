@@ -17,7 +17,7 @@ use compiler::classbench::{self, Actions};
 use compiler::diag::Diagnostic;
 use compiler::eval::{Evaluator, Outcome};
 use compiler::ir::{Policy, Verdict};
-use compiler::partition::{expansion_for, partition, NicHost};
+use compiler::partition::{encoding_for, partition, NicHost};
 use compiler::policy;
 use compiler::profile::NicProfile;
 use compiler::tcam::entry::describe;
@@ -499,7 +499,8 @@ fn debug_tcam(a: TcamArgs) -> Result<ExitCode> {
         Err(code) => return Ok(code),
     };
     let profile = load_profile(&a.nic)?;
-    let entries = expand_prioritised(&p, expansion_for(&profile));
+    let enc = encoding_for(&p, &profile);
+    let entries = expand_prioritised(&p, &enc);
     let prios: std::collections::BTreeSet<u32> = entries.iter().map(|e| e.priority).collect();
     let mut text = format!(
         "# {} rules, {} entries ({:.2} per rule), {} priorities; key {} bits; profile {}\n",
@@ -507,9 +508,17 @@ fn debug_tcam(a: TcamArgs) -> Result<ExitCode> {
         entries.len(),
         entries.len() as f64 / p.rules.len().max(1) as f64,
         prios.len(),
-        compiler::tcam::KEY_BITS,
+        compiler::tcam::PACKET_KEY_BITS as usize + enc.checkers.len(),
         a.nic
     );
+    for (i, c) in enc.checkers.iter().enumerate() {
+        let field = if c.field == compiler::tcam::Field::SrcPort {
+            "src_port"
+        } else {
+            "dst_port"
+        };
+        text.push_str(&format!("# range checker #{i}: {field} {}-{}\n", c.lo, c.hi));
+    }
     if profile.capacity() > 0 {
         text.push_str("# every rule's entries with this NIC's encoding; `palisade plan` shows the NIC's share\n");
     }

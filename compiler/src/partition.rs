@@ -33,6 +33,7 @@ use std::fmt;
 use crate::ir::{Action, FragMatch, Match, Policy};
 use crate::key::Family;
 use crate::profile::{FragSupport, MatchKind, NicProfile};
+use crate::tcam::checkers::{allocate, Encoding};
 use crate::tcam::entry::{expand_match, Expansion};
 use crate::tcam::layout::Field;
 use crate::tcam::priority::{layers_of, overlaps, priority};
@@ -95,6 +96,8 @@ pub struct Partition {
     pub priorities: usize,
     /// Entries the profile offers one policy (after swap headroom).
     pub usable_capacity: usize,
+    /// How the NIC table encodes port ranges, with its range checkers.
+    pub encoding: Encoding,
 }
 
 /// How this profile encodes port ranges.
@@ -106,6 +109,22 @@ pub fn expansion_for(profile: &NicProfile) -> Expansion {
         Expansion::Prefix
     } else {
         Expansion::Ternary
+    }
+}
+
+/// The encoding of `policy`'s NIC table on `profile`: the profile's covers
+/// and, with native ranges, its range checkers allocated over the rules the
+/// NIC could hold.
+pub fn encoding_for(policy: &Policy, profile: &NicProfile) -> Encoding {
+    let expansion = expansion_for(profile);
+    match profile.native_ranges() {
+        Some(n) if n > 0 => {
+            let holdable: Vec<usize> = (0..policy.rules.len())
+                .filter(|&i| nic_can_hold(policy, i, profile).is_ok())
+                .collect();
+            allocate(policy, &holdable, expansion, n)
+        }
+        _ => Encoding::covers(expansion),
     }
 }
 
@@ -207,9 +226,9 @@ fn nic_can_hold(policy: &Policy, i: usize, profile: &NicProfile) -> Result<(), S
 }
 
 /// Entries rule `i` takes on a priority-ordered NIC table.
-fn entry_count(policy: &Policy, i: usize, expansion: Expansion) -> usize {
+fn entry_count(policy: &Policy, i: usize, enc: &Encoding) -> usize {
     let m = &policy.rules[i].matches;
-    expand_match(m, expansion).len() * if m.family.is_some() { 1 } else { 2 }
+    expand_match(m, enc).len() * if m.family.is_some() { 1 } else { 2 }
 }
 
 /// The earlier rules rule `i` needs on the NIC and does not have yet:
@@ -269,9 +288,10 @@ pub fn partition(policy: &Policy, profile: &NicProfile) -> Partition {
             nic_entries: Vec::new(),
             priorities: 0,
             usable_capacity: 0,
+            encoding: Encoding::default(),
         };
     }
-    let expansion = expansion_for(profile);
+    let enc = encoding_for(policy, profile);
     let holdable: Vec<Result<(), String>> = (0..n).map(|i| nic_can_hold(policy, i, profile)).collect();
     let mut on_nic: BTreeSet<usize> = BTreeSet::new();
     let mut used = 0usize;
@@ -287,7 +307,7 @@ pub fn partition(policy: &Policy, profile: &NicProfile) -> Partition {
         }
         // The rule's own entries alone may not fit: no need for its closure
         // (the costly part) to say so.
-        let own = entry_count(policy, i, expansion);
+        let own = entry_count(policy, i, &enc);
         if own > usable - used {
             placements[i] = Placement::Host(Reason::Capacity {
                 needed: own,
@@ -304,7 +324,7 @@ pub fn partition(policy: &Policy, profile: &NicProfile) -> Partition {
             continue;
         }
         let added: Vec<usize> = need.into_iter().filter(|j| !on_nic.contains(j)).collect();
-        let cost: usize = added.iter().map(|&j| entry_count(policy, j, expansion)).sum();
+        let cost: usize = added.iter().map(|&j| entry_count(policy, j, &enc)).sum();
         if used + cost > usable {
             placements[i] = Placement::Host(Reason::Capacity {
                 needed: cost,
@@ -357,7 +377,7 @@ pub fn partition(policy: &Policy, profile: &NicProfile) -> Partition {
         } else {
             EntryAction::Rule
         };
-        let patterns = expand_match(&policy.rules[i].matches, expansion);
+        let patterns = expand_match(&policy.rules[i].matches, &enc);
         for (fam, layer) in [(Family::V4, l4), (Family::V6, l6)] {
             let Some(layer) = layer else { continue };
             for &(mut value, mut mask) in &patterns {
@@ -378,6 +398,7 @@ pub fn partition(policy: &Policy, profile: &NicProfile) -> Partition {
         nic_entries,
         priorities: prios,
         usable_capacity: usable,
+        encoding: enc,
     }
 }
 
@@ -410,6 +431,7 @@ pub fn trust_facts(frame: &[u8], class: &crate::key::Class) -> crate::profile::T
 /// everything else is decided by the host, which holds the whole policy.
 pub struct NicHost<'p> {
     nic: Vec<TcamEntry>,
+    encoding: Encoding,
     host: crate::tcam::TcamModel<'p>,
     profile: NicProfile,
 }
@@ -418,8 +440,14 @@ impl<'p> NicHost<'p> {
     pub fn new(policy: &'p Policy, profile: NicProfile, part: &Partition) -> NicHost<'p> {
         let mut nic = part.nic_entries.clone();
         nic.sort_by_key(|e| e.priority);
-        let host = crate::tcam::TcamModel::new(policy, crate::tcam::expand_policy(policy, Expansion::Ternary));
-        NicHost { nic, host, profile }
+        let host_enc = Encoding::covers(Expansion::Ternary);
+        let host = crate::tcam::TcamModel::new(policy, crate::tcam::expand_policy(policy, &host_enc), &host_enc);
+        NicHost {
+            nic,
+            encoding: part.encoding.clone(),
+            host,
+            profile,
+        }
     }
 
     pub fn decide(
@@ -432,8 +460,8 @@ impl<'p> NicHost<'p> {
         let crate::key::Class::Ip(k) = class else {
             return self.host.decide(class, frame_len, ts_ns);
         };
-        // One key for both stages.
-        let bits = crate::tcam::key_bits(k);
+        // One key for both stages: the host's entries ignore `range_hits`.
+        let bits = self.encoding.key_bits(k);
         if self.profile.trusts_class(class, facts) {
             if let Some(e) = self.nic.iter().find(|e| e.matches(&bits)) {
                 if e.action == EntryAction::Rule {

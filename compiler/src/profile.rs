@@ -30,7 +30,7 @@ use toml::de::{DeTable, DeValue};
 
 use crate::diag::{did_you_mean, Diagnostic, Severity};
 use crate::key::{Class, Family, Frag};
-use crate::tcam::layout::{Field, LAYOUT};
+use crate::tcam::layout::{Field, LAYOUT, MAX_RANGE_CHECKERS};
 
 /// The shipped profiles, in the order [`shipped`] lists them.
 const SHIPPED: [(&str, &str); 5] = [
@@ -349,6 +349,7 @@ impl NicProfile {
             Field::Dst => f.dst,
             Field::Src => f.src,
             Field::Family => exact(f.family),
+            Field::RangeHits => exact(self.port_ranges.native && self.port_ranges.range_checkers > 0),
         }
     }
 
@@ -485,10 +486,18 @@ impl NicProfile {
         self.trusts(&facts)
     }
 
-    /// Bits of Palisade's key that the supported fields take: a table must
-    /// be at least this wide.
+    /// Bits of Palisade's key that the supported fields take, one
+    /// `range_hits` bit per range checker: a table must be at least this
+    /// wide.
     pub fn required_key_bits(&self) -> u32 {
-        LAYOUT.iter().filter(|s| self.supports(s.field)).map(|s| s.width).sum()
+        LAYOUT
+            .iter()
+            .filter(|s| self.supports(s.field))
+            .map(|s| match s.field {
+                Field::RangeHits => self.port_ranges.range_checkers.min(s.width),
+                _ => s.width,
+            })
+            .sum()
     }
 }
 
@@ -1128,6 +1137,17 @@ fn validate(r: &mut Report, p: &NicProfile, root: &DeTable) {
             Some("set `native = true` if the NIC matches ranges itself, else `range_checkers = 0`".into()),
         );
     }
+    if p.port_ranges.range_checkers > MAX_RANGE_CHECKERS {
+        r.error(
+            "too-many-range-checkers",
+            at(&["port_ranges", "range_checkers"]),
+            format!(
+                "`range_checkers = {}`: Palisade's key has room for {MAX_RANGE_CHECKERS} checker results",
+                p.port_ranges.range_checkers
+            ),
+            Some(format!("use at most {MAX_RANGE_CHECKERS}; the compiler allocates them to the ranges that save the most entries")),
+        );
+    }
     if p.port_ranges.native && p.port_ranges.range_checkers == 0 {
         r.error(
             "native-ranges-without-checkers",
@@ -1403,8 +1423,9 @@ note = "test"
         assert_eq!(fpga.native_ranges(), Some(8));
         assert_eq!(fpga.frag_support(), FragSupport::FirstAndLater);
         assert_eq!((fpga.capacity(), fpga.usable_capacity()), (1024, 1024));
-        assert_eq!(fpga.required_key_bits(), crate::tcam::layout::KEY_BITS);
-        assert_eq!(fpga.tables[0].key_bits, crate::tcam::layout::KEY_BITS);
+        // Every packet field, and one result bit per range checker.
+        assert_eq!(fpga.required_key_bits(), crate::tcam::layout::PACKET_KEY_BITS + 8);
+        assert_eq!(fpga.tables[0].key_bits, fpga.required_key_bits());
         assert_eq!(fpga.swap_method(), SwapMethod::Banks);
         assert!(LAYOUT.iter().all(|s| fpga.supports(s.field)));
 
@@ -1626,6 +1647,18 @@ note = "test"
         expect_at(&errors(&src), "banks-without-bank-swap", &src, "banks = 2");
         let src = with(&[("native = false", "native = true")]);
         expect_at(&errors(&src), "native-ranges-without-checkers", &src, "native = true");
+        let src = with(&[
+            ("native = false", "native = true"),
+            ("range_checkers = 0", "range_checkers = 17"),
+            ("key_bits = 345", "key_bits = 400"),
+        ]);
+        expect_at(&errors(&src), "too-many-range-checkers", &src, "range_checkers = 17");
+        // Checker results widen the key: 8 checkers need 8 more bits.
+        let src = with(&[
+            ("native = false", "native = true"),
+            ("range_checkers = 0", "range_checkers = 8"),
+        ]);
+        expect_at(&errors(&src), "key-too-narrow", &src, "key_bits = 345");
         let src = with(&[("vlan_tags = 1", "vlan_tags = 3")]);
         expect_at(&errors(&src), "vlan-tags-out-of-range", &src, "vlan_tags = 3");
         let src = with(&[("key_bits = 345", "key_bits = 300")]);

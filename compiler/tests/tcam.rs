@@ -5,6 +5,7 @@
 use compiler::eval::Evaluator;
 use compiler::ir::{Action, AddrSet, FragMatch, Match, Policy, PortSet, Prefix, Rate, RateLimit, Rule, Verdict};
 use compiler::key::{Class, Family, Frag, Key};
+use compiler::tcam::checkers::{allocate, Encoding};
 use compiler::tcam::entry::Expansion;
 use compiler::tcam::{expand_policy, expand_prioritised, TcamModel};
 use proptest::prelude::*;
@@ -245,15 +246,24 @@ proptest! {
 
     #[test]
     fn tcam_model_decides_like_the_reference(p in policy(), keys in prop::collection::vec(key(), 1..40)) {
-        for expansion in [Expansion::Prefix, Expansion::Ternary] {
+        let all: Vec<usize> = (0..p.rules.len()).collect();
+        // Covers only, and range checkers: a few (some ranges stay covers)
+        // and as many as the key has room for.
+        let encodings = [
+            Encoding::covers(Expansion::Prefix),
+            Encoding::covers(Expansion::Ternary),
+            allocate(&p, &all, Expansion::Ternary, 2),
+            allocate(&p, &all, Expansion::Prefix, 16),
+        ];
+        for enc in &encodings {
             let mut reference = Evaluator::new(&p);
-            let mut tcam = TcamModel::new(&p, expand_policy(&p, expansion));
+            let mut tcam = TcamModel::new(&p, expand_policy(&p, enc), enc);
             for (i, k) in keys.iter().enumerate() {
                 let ts = i as u64 * 100_000_000;
                 let class = Class::Ip(*k);
                 let want = reference.decide(&class, 100, ts);
                 let got = tcam.decide(&class, 100, ts);
-                prop_assert_eq!(got, want, "{:?} packet {} {:?}", expansion, i, k);
+                prop_assert_eq!(got, want, "{:?} packet {} {:?}", enc, i, k);
             }
         }
     }
@@ -268,10 +278,12 @@ proptest! {
     /// the reference's.
     #[test]
     fn layered_priorities_decide_like_the_reference(p in policy(), keys in prop::collection::vec(key(), 1..40)) {
-        let mut entries = expand_prioritised(&p, Expansion::Ternary);
+        let all: Vec<usize> = (0..p.rules.len()).collect();
+        let enc = allocate(&p, &all, Expansion::Ternary, 4);
+        let mut entries = expand_prioritised(&p, &enc);
         entries.reverse();
         let mut reference = Evaluator::new(&p);
-        let mut tcam = TcamModel::new(&p, entries);
+        let mut tcam = TcamModel::new(&p, entries, &enc);
         for (i, k) in keys.iter().enumerate() {
             let ts = i as u64 * 100_000_000;
             let class = Class::Ip(*k);

@@ -7,13 +7,16 @@
 //! don't-care; fields it names set their `*_valid` bit, so packets that lack
 //! the field never match (see [`super::layout`]).
 //!
-//! How port ranges are encoded is the expansion's one choice: prefixes only,
-//! or the smaller of prefixes and a minimum ternary cover ([`super::range`]).
+//! How port ranges are encoded is the expansion's one choice, an
+//! [`Encoding`]: prefixes only, or the smaller of prefixes and a minimum
+//! ternary cover ([`super::range`]); and which ranges a range checker matches
+//! natively, as one `range_hits` bit ([`super::checkers`]).
 
 use std::fmt;
 
+use super::checkers::Encoding;
 use super::layout::{frag, Bits, Field};
-use super::range::{set_cover, Ternary};
+use super::range::Ternary;
 use crate::ir::{AddrSet, FragMatch, Match, Policy};
 use crate::key::Family;
 
@@ -57,9 +60,10 @@ impl fmt::Debug for TcamEntry {
 }
 
 /// How port ranges are encoded.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Expansion {
     /// Prefix expansion only (what any TCAM can hold).
+    #[default]
     Prefix,
     /// The smaller of prefix expansion and a minimum ternary cover, per range.
     Ternary,
@@ -110,16 +114,17 @@ fn exact_alts<T: Copy + Into<u128>>(field: Field, values: &[T]) -> Vec<(Field, u
     values.iter().map(|&v| (field, v.into(), field.full_mask())).collect()
 }
 
-fn port_alts(field: Field, ranges: &[(u16, u16)], expansion: Expansion) -> Vec<(Field, u128, u128)> {
-    let r: Vec<(u32, u32)> = ranges.iter().map(|&(a, b)| (a as u32, b as u32)).collect();
-    set_cover(&r, 16, expansion == Expansion::Ternary)
+fn port_alts(field: Field, ranges: &[(u16, u16)], enc: &Encoding) -> Vec<(Field, u128, u128)> {
+    let (checked, cover) = enc.port_alternatives(field, ranges);
+    let hits = checked.into_iter().map(|i| (Field::RangeHits, 1u128 << i, 1u128 << i));
+    let patterns = cover
         .into_iter()
-        .map(|Ternary { value, mask }| (field, value as u128, mask as u128))
-        .collect()
+        .map(|Ternary { value, mask }| (field, value as u128, mask as u128));
+    hits.chain(patterns).collect()
 }
 
 /// The value/mask patterns of one rule's match, before priorities.
-pub fn expand_match(m: &Match, expansion: Expansion) -> Vec<(Bits, Bits)> {
+pub fn expand_match(m: &Match, enc: &Encoding) -> Vec<(Bits, Bits)> {
     let mut parts = vec![Partial::default()];
     if let Some(f) = m.family {
         parts = cross(parts, &[(Field::Family, (f == Family::V6) as u128, 1)]);
@@ -137,10 +142,10 @@ pub fn expand_match(m: &Match, expansion: Expansion) -> Vec<(Bits, Bits)> {
         parts = cross(parts, &[(Field::PortsValid, 1, 1)]);
     }
     if let Some(p) = &m.src_port {
-        parts = cross(parts, &port_alts(Field::SrcPort, &p.0, expansion));
+        parts = cross(parts, &port_alts(Field::SrcPort, &p.0, enc));
     }
     if let Some(p) = &m.dst_port {
-        parts = cross(parts, &port_alts(Field::DstPort, &p.0, expansion));
+        parts = cross(parts, &port_alts(Field::DstPort, &p.0, enc));
     }
     if let Some((v, mask)) = m.tcp_flags {
         parts = cross(parts, &[(Field::FlagsValid, 1, 1)]);
@@ -176,8 +181,8 @@ pub fn expand_match(m: &Match, expansion: Expansion) -> Vec<(Bits, Bits)> {
 }
 
 /// Entries of rule `index` at `priority`, all with the rule's own action.
-pub fn expand_rule(policy: &Policy, index: usize, priority: u32, expansion: Expansion) -> Vec<TcamEntry> {
-    expand_match(&policy.rules[index].matches, expansion)
+pub fn expand_rule(policy: &Policy, index: usize, priority: u32, enc: &Encoding) -> Vec<TcamEntry> {
+    expand_match(&policy.rules[index].matches, enc)
         .into_iter()
         .map(|(value, mask)| TcamEntry {
             value,
@@ -191,9 +196,9 @@ pub fn expand_rule(policy: &Policy, index: usize, priority: u32, expansion: Expa
 
 /// The whole policy as one table, rule `i` at priority `i`: the host's view,
 /// and the TCAM model's.
-pub fn expand_policy(policy: &Policy, expansion: Expansion) -> Vec<TcamEntry> {
+pub fn expand_policy(policy: &Policy, enc: &Encoding) -> Vec<TcamEntry> {
     (0..policy.rules.len())
-        .flat_map(|i| expand_rule(policy, i, i as u32, expansion))
+        .flat_map(|i| expand_rule(policy, i, i as u32, enc))
         .collect()
 }
 
@@ -210,6 +215,10 @@ pub fn describe(e: &TcamEntry) -> String {
         }
         let text = match s.field {
             Field::Family => (if v == 1 { "ipv6" } else { "ipv4" }).to_string(),
+            Field::RangeHits => {
+                let ids: Vec<String> = (0..128).filter(|i| m >> i & 1 == 1).map(|i| format!("#{i}")).collect();
+                format!("checker{}", ids.join(","))
+            }
             Field::Src | Field::Dst => {
                 let fam = if v6 { Family::V6 } else { Family::V4 };
                 let w = fam.bits();
@@ -239,11 +248,11 @@ pub fn describe(e: &TcamEntry) -> String {
 /// IPv4 and IPv6 entries. Entries of one priority never overlap unless they
 /// belong to one rule, so a table that looks up by priority and takes any
 /// matching entry within it decides as the policy does.
-pub fn expand_prioritised(policy: &Policy, expansion: Expansion) -> Vec<TcamEntry> {
+pub fn expand_prioritised(policy: &Policy, enc: &Encoding) -> Vec<TcamEntry> {
     let layers = super::priority::layers(policy);
     let mut out = Vec::new();
     for (i, rule) in policy.rules.iter().enumerate() {
-        let patterns = expand_match(&rule.matches, expansion);
+        let patterns = expand_match(&rule.matches, enc);
         for (fam, layer) in [(Family::V4, layers[i].0), (Family::V6, layers[i].1)] {
             let Some(layer) = layer else { continue };
             let priority = super::priority::priority(layer, fam);

@@ -34,8 +34,17 @@
 //!   88   128    dst          IPv4 in the low 32 bits
 //!  216   128    src          IPv4 in the low 32 bits
 //!  344     1    family       0 = IPv4, 1 = IPv6
-//!  345          (key width)
+//!  345    16    range_hits   bit i: range checker i hit (see below)
+//!  361          (key width)
 //! ```
+//!
+//! Bits 0–344 are read from the packet. `range_hits` is computed from them
+//! by the profile's range checkers ([`super::checkers`]): checker `i`
+//! compares one port field with one range and sets bit `i` when the packet's
+//! ports were read and the port lies in the range. A NIC with `n` checkers
+//! uses bits 345 to 345 + n − 1 (at most [`MAX_RANGE_CHECKERS`]); the rest
+//! are zero in every key and don't-care in every entry, so a NIC without
+//! checkers needs a 345-bit key.
 //!
 //! The `*_valid` bits are what keep a rule from matching a packet that lacks
 //! the field: a rule naming ports requires `ports_valid = 1`, so a non-first
@@ -65,6 +74,7 @@ pub enum Field {
     Dst,
     Src,
     Family,
+    RangeHits,
 }
 
 /// Offset and width of one field.
@@ -86,7 +96,7 @@ const fn spec(field: Field, name: &'static str, offset: u32, width: u32) -> Fiel
 }
 
 /// Every field, in bit order; each starts where the previous one ends.
-pub const LAYOUT: [FieldSpec; 16] = [
+pub const LAYOUT: [FieldSpec; 17] = [
     spec(Field::Dscp, "dscp", 0, 6),
     spec(Field::Vlan, "vlan", 6, 12),
     spec(Field::VlanValid, "vlan_valid", 18, 1),
@@ -103,10 +113,17 @@ pub const LAYOUT: [FieldSpec; 16] = [
     spec(Field::Dst, "dst", 88, 128),
     spec(Field::Src, "src", 216, 128),
     spec(Field::Family, "family", 344, 1),
+    spec(Field::RangeHits, "range_hits", 345, MAX_RANGE_CHECKERS),
 ];
 
-/// Width of the match key in bits.
-pub const KEY_BITS: u32 = 345;
+/// Range checkers the key has room for.
+pub const MAX_RANGE_CHECKERS: u32 = 16;
+
+/// Width of the match key in bits, range checker bits included.
+pub const KEY_BITS: u32 = 361;
+
+/// Bits of the key read from the packet (all but `range_hits`).
+pub const PACKET_KEY_BITS: u32 = 345;
 
 /// 64-bit words that hold a key.
 pub const KEY_WORDS: usize = 6;
@@ -185,7 +202,9 @@ impl fmt::Debug for Bits {
     }
 }
 
-/// The key bits of a parsed IP packet.
+/// The key bits of a parsed IP packet, `range_hits` zero (a table that
+/// uses range checkers computes them with
+/// [`super::checkers::Encoding::key_bits`]).
 pub fn key_bits(k: &Key) -> Bits {
     let mut b = Bits::default();
     b.set(Field::Family, (k.family == Family::V6) as u128);
@@ -249,6 +268,6 @@ mod tests {
         assert_eq!(b.get(Field::Dst), 0);
         // The family bit is bit 344: word 5, bit 24.
         assert_eq!(b.0[5] >> 24 & 1, 1);
-        assert_eq!(b.to_u32_words().len(), 11);
+        assert_eq!(b.to_u32_words().len(), 12);
     }
 }

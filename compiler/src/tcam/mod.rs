@@ -4,6 +4,7 @@
 //! - [`layout`]: the key's fields and bit positions, shared with `rtl/` and
 //!   `offload`;
 //! - [`range`]: exact encodings of port ranges as ternary patterns;
+//! - [`checkers`]: native port ranges, range checkers and their allocation;
 //! - [`entry`]: [`TcamEntry`] and the expansion of a rule into entries (the
 //!   cross product of each field's encoding);
 //! - [`priority`]: rule order as priorities for tables that look up by
@@ -14,12 +15,14 @@
 //! For the IR the tables come from, see [`crate::ir`]; for what a packet's
 //! key holds, see [`crate::key`] and [`crate::wire`].
 
+pub mod checkers;
 pub mod entry;
 pub mod layout;
 pub mod model;
 pub mod priority;
 pub mod range;
 
+pub use checkers::Encoding;
 pub use entry::{expand_policy, expand_prioritised, expand_rule, EntryAction, Expansion, TcamEntry};
-pub use layout::{key_bits, Bits, Field, KEY_BITS, LAYOUT};
+pub use layout::{key_bits, Bits, Field, KEY_BITS, LAYOUT, PACKET_KEY_BITS};
 pub use model::TcamModel;

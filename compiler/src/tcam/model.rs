@@ -6,8 +6,9 @@
 //! the reference evaluator (rate-limit buckets, reserved outcomes), so a
 //! disagreement with the reference is a disagreement about the table.
 
+use super::checkers::Encoding;
 use super::entry::{EntryAction, TcamEntry};
-use super::layout::{key_bits, Bits};
+use super::layout::Bits;
 use crate::eval::{Decision, Evaluator};
 use crate::ir::Policy;
 use crate::key::{Class, Key};
@@ -15,23 +16,33 @@ use crate::key::{Class, Key};
 pub struct TcamModel<'p> {
     /// Sorted by priority (stable: equal priorities keep table order).
     entries: Vec<TcamEntry>,
+    /// The range checkers the entries were built for.
+    encoding: Encoding,
     actions: Evaluator<'p>,
 }
 
 impl<'p> TcamModel<'p> {
-    /// Load a table for `policy`; rate-limit buckets start full.
-    pub fn new(policy: &'p Policy, mut entries: Vec<TcamEntry>) -> TcamModel<'p> {
+    /// Load a table for `policy` built with `encoding` (whose range
+    /// checkers compute the key's `range_hits`); rate-limit buckets start
+    /// full.
+    pub fn new(policy: &'p Policy, mut entries: Vec<TcamEntry>, encoding: &Encoding) -> TcamModel<'p> {
         entries.sort_by_key(|e| e.priority);
         TcamModel {
             entries,
+            encoding: encoding.clone(),
             actions: Evaluator::new(policy),
         }
+    }
+
+    /// The key of an IP packet for this table.
+    pub fn key_bits(&self, k: &Key) -> Bits {
+        self.encoding.key_bits(k)
     }
 
     /// The first entry matching an IP packet's key, if any.
     pub fn lookup(&self, class: &Class) -> Option<&TcamEntry> {
         match class {
-            Class::Ip(k) => self.lookup_bits(&key_bits(k)),
+            Class::Ip(k) => self.lookup_bits(&self.key_bits(k)),
             _ => None,
         }
     }
@@ -60,7 +71,10 @@ impl<'p> TcamModel<'p> {
     /// entries; on a NIC table the caller hands such packets to the host.
     pub fn decide(&mut self, class: &Class, frame_len: u32, ts_ns: u64) -> Decision {
         match class {
-            Class::Ip(k) => self.decide_bits(k, &key_bits(k), frame_len, ts_ns),
+            Class::Ip(k) => {
+                let bits = self.key_bits(k);
+                self.decide_bits(k, &bits, frame_len, ts_ns)
+            }
             other => self.actions.decide(other, frame_len, ts_ns),
         }
     }
