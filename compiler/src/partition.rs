@@ -36,7 +36,8 @@ use crate::profile::{FragSupport, MatchKind, NicProfile};
 use crate::tcam::checkers::{allocate, Encoding};
 use crate::tcam::entry::{expand_match, Expansion};
 use crate::tcam::layout::Field;
-use crate::tcam::priority::{layers_of, overlaps, priority};
+use crate::tcam::overlap::OverlapIndex;
+use crate::tcam::priority::{priority, relayer, Layers};
 use crate::tcam::{EntryAction, TcamEntry};
 
 /// Where a rule ended up.
@@ -236,38 +237,33 @@ fn entry_count(policy: &Policy, i: usize, enc: &Encoding) -> usize {
 /// rate-limit ones among them. `on_nic` is closed under this (every rule on
 /// the NIC has its own closure there), so the walk stops at rules already
 /// placed.
-fn closure(policy: &Policy, i: usize, on_nic: &BTreeSet<usize>) -> BTreeSet<usize> {
-    let mut need = BTreeSet::from([i]);
+///
+/// `placed[j]` says whether rule `j` is on the NIC; `mark` is scratch space
+/// of the policy's length, all false on entry and on return. The result is
+/// in ascending order and includes `i`.
+fn closure(policy: &Policy, index: &OverlapIndex, i: usize, placed: &[bool], mark: &mut [bool]) -> Vec<usize> {
+    let mut need = vec![i];
+    mark[i] = true;
     let mut stack = vec![i];
+    let mut found = Vec::new();
     while let Some(r) = stack.pop() {
-        let m = &policy.rules[r].matches;
-        for (j, prev) in policy.rules[..r].iter().enumerate() {
-            if !need.contains(&j) && !on_nic.contains(&j) && overlaps(&prev.matches, m) {
-                need.insert(j);
-                if !matches!(prev.action, Action::Allow) {
+        found.clear();
+        index.earlier_overlaps(r, r, |j| !mark[j] && !placed[j], |j| found.push(j));
+        for &j in &found {
+            if !mark[j] {
+                mark[j] = true;
+                need.push(j);
+                if !matches!(policy.rules[j].action, Action::Allow) {
                     stack.push(j);
                 }
             }
         }
     }
-    need
-}
-
-/// A NIC rule with its layer in IPv4 and in IPv6.
-type Layered = (usize, Option<u32>, Option<u32>);
-
-/// Layers of the NIC rules (in policy order) per family, and the number of
-/// priorities they need.
-fn nic_layers(policy: &Policy, on_nic: &BTreeSet<usize>) -> (Vec<Layered>, usize) {
-    let sub: Vec<usize> = on_nic.iter().copied().collect();
-    let layers = layers_of(policy, &sub);
-    let mut prios = BTreeSet::new();
-    for &(l4, l6) in &layers {
-        prios.extend(l4.map(|l| priority(l, Family::V4)));
-        prios.extend(l6.map(|l| priority(l, Family::V6)));
+    for &j in &need {
+        mark[j] = false;
     }
-    let out = sub.into_iter().zip(layers).map(|(i, (l4, l6))| (i, l4, l6)).collect();
-    (out, prios.len())
+    need.sort_unstable();
+    need
 }
 
 /// Partition `policy` for `profile`.
@@ -292,8 +288,11 @@ pub fn partition(policy: &Policy, profile: &NicProfile) -> Partition {
         };
     }
     let enc = encoding_for(policy, profile);
+    let index = OverlapIndex::new(policy.rules.iter().map(|r| &r.matches).collect());
     let holdable: Vec<Result<(), String>> = (0..n).map(|i| nic_can_hold(policy, i, profile)).collect();
     let mut on_nic: BTreeSet<usize> = BTreeSet::new();
+    let mut placed = vec![false; n];
+    let mut mark = vec![false; n];
     let mut used = 0usize;
     // Candidate groups in placement order: (candidate, rules it added).
     let mut groups: Vec<(usize, Vec<usize>)> = Vec::new();
@@ -315,7 +314,7 @@ pub fn partition(policy: &Policy, profile: &NicProfile) -> Partition {
             });
             continue;
         }
-        let need = closure(policy, i, &on_nic);
+        let need = closure(policy, &index, i, &placed, &mut mark);
         if let Some((j, why)) = need
             .iter()
             .find_map(|&j| holdable[j].as_ref().err().map(|w| (j, w.clone())))
@@ -323,7 +322,7 @@ pub fn partition(policy: &Policy, profile: &NicProfile) -> Partition {
             placements[i] = Placement::Host(Reason::Dependency { rule: j, why });
             continue;
         }
-        let added: Vec<usize> = need.into_iter().filter(|j| !on_nic.contains(j)).collect();
+        let added = need;
         let cost: usize = added.iter().map(|&j| entry_count(policy, j, &enc)).sum();
         if used + cost > usable {
             placements[i] = Placement::Host(Reason::Capacity {
@@ -334,34 +333,48 @@ pub fn partition(policy: &Policy, profile: &NicProfile) -> Partition {
         }
         used += cost;
         on_nic.extend(added.iter().copied());
+        for &j in &added {
+            placed[j] = true;
+        }
         groups.push((i, added));
     }
-    // Priorities: take back the last groups until the NIC rules fit. Layers
-    // only grow as rules are added, so the largest fitting prefix of groups
-    // is found by bisection.
+    // Priorities. The NIC rules are layered once, as one table (pass
+    // entries need no order among themselves). Any subset of them keeps its
+    // order with the same layers, so taking back groups never needs layering
+    // again: the last groups are taken back until the distinct layers of the
+    // rest fit in the profile's priorities, and the layers in use are then
+    // numbered densely per family.
     let max = profile.max_prios() as usize;
-    let fits = |k: usize| -> bool {
-        let set: BTreeSet<usize> = groups[..k].iter().flat_map(|(_, a)| a.iter().copied()).collect();
-        nic_layers(policy, &set).1 <= max
-    };
-    let (mut lo, mut hi) = (0usize, groups.len());
-    if !fits(hi) {
-        while lo < hi {
-            let mid = (lo + hi).div_ceil(2);
-            if fits(mid) {
-                lo = mid;
-            } else {
-                hi = mid - 1;
-            }
+    let mut layers: Vec<Layers> = vec![(None, None); n];
+    let order: Vec<usize> = on_nic.iter().copied().collect();
+    let pass: Vec<bool> = policy.rules.iter().map(|r| matches!(r.action, Action::Allow)).collect();
+    relayer(&index, &order, &placed, &pass, &mut layers);
+    let mut in_use: BTreeSet<(u8, u32)> = BTreeSet::new();
+    let mut keep = groups.len();
+    for (g, (_, added)) in groups.iter().enumerate() {
+        let mut with = in_use.clone();
+        for &j in added {
+            with.extend(layers[j].0.map(|l| (0, l)));
+            with.extend(layers[j].1.map(|l| (1, l)));
         }
-        for (cand, _) in &groups[lo..] {
+        if with.len() > max {
+            keep = g;
+            break;
+        }
+        in_use = with;
+    }
+    if keep < groups.len() {
+        for (cand, _) in &groups[keep..] {
             placements[*cand] = Placement::Host(Reason::Priorities {
                 max: profile.max_prios(),
             });
         }
-        groups.truncate(lo);
+        groups.truncate(keep);
         on_nic = groups.iter().flat_map(|(_, a)| a.iter().copied()).collect();
     }
+    // Dense numbering: the rank of a layer among the family's layers in use.
+    let rank = |fam: u8, l: u32| in_use.range((fam, 0)..(fam, l)).count() as u32;
+    let prios = in_use.len();
     for &i in &on_nic {
         placements[i] = if matches!(policy.rules[i].action, Action::Allow) {
             Placement::NicPass
@@ -369,9 +382,9 @@ pub fn partition(policy: &Policy, profile: &NicProfile) -> Partition {
             Placement::NicDecides
         };
     }
-    let (layers, prios) = nic_layers(policy, &on_nic);
     let mut nic_entries = Vec::new();
-    for (i, l4, l6) in layers {
+    for &i in &on_nic {
+        let (l4, l6) = (layers[i].0.map(|l| rank(0, l)), layers[i].1.map(|l| rank(1, l)));
         let action = if placements[i] == Placement::NicPass {
             EntryAction::PassToHost
         } else {

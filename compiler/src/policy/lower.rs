@@ -436,7 +436,7 @@ fn lower_root(cx: &mut Cx, root: &Node) -> Option<(Policy, Positions)> {
         }
         Some(n) => match &n.data {
             YamlData::Sequence(items) => {
-                let mut seen: Vec<(String, u32)> = Vec::new();
+                let mut seen: std::collections::HashMap<String, u32> = std::collections::HashMap::new();
                 for (i, item) in items.iter().enumerate() {
                     if let Some((rule, action)) = lower_rule(cx, i, item, &mut seen) {
                         rules.push(rule);
@@ -563,7 +563,12 @@ struct Addr {
 }
 
 /// Lower one rule; with it, the span of its `action` value.
-fn lower_rule(cx: &mut Cx, index: usize, n: &Node, seen: &mut Vec<(String, u32)>) -> Option<(Rule, Span)> {
+fn lower_rule(
+    cx: &mut Cx,
+    index: usize,
+    n: &Node,
+    seen: &mut std::collections::HashMap<String, u32>,
+) -> Option<(Rule, Span)> {
     cx.rule = Some(format!("#{}", index + 1));
     if !matches!(n.data, YamlData::Mapping(_)) {
         cx.err(
@@ -588,7 +593,7 @@ fn lower_rule(cx: &mut Cx, index: usize, n: &Node, seen: &mut Vec<(String, u32)>
                 if check_id(cx, &s, v.span) {
                     cx.rule = Some(s.clone());
                     let line = v.span.start.line() as u32;
-                    if let Some((_, first)) = seen.iter().find(|(x, _)| *x == s) {
+                    if let Some(first) = seen.get(&s) {
                         cx.err(
                             v.span,
                             "duplicate-id",
@@ -596,7 +601,7 @@ fn lower_rule(cx: &mut Cx, index: usize, n: &Node, seen: &mut Vec<(String, u32)>
                             Some(format!("ids must be unique; the first `{s}` is on line {first}")),
                         );
                     } else {
-                        seen.push((s.clone(), line));
+                        seen.insert(s.clone(), line);
                     }
                     id = Some(s);
                 }

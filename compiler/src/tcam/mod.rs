@@ -9,6 +9,8 @@
 //!   cross product of each field's encoding);
 //! - [`priority`]: rule order as priorities for tables that look up by
 //!   priority (tc-flower, NICs): the layering of the overlap graph;
+//! - [`overlap`]: an index that finds overlapping rules without comparing
+//!   every pair;
 //! - [`model`]: the TCAM model, evaluator number 2 of DESIGN §3: the tables
 //!   evaluated in Rust, checked against the reference evaluator.
 //!
@@ -19,6 +21,7 @@ pub mod checkers;
 pub mod entry;
 pub mod layout;
 pub mod model;
+pub mod overlap;
 pub mod priority;
 pub mod range;
 

@@ -17,10 +17,19 @@
 //! priority is `2 × layer + f`, with `f` = 0 for IPv4 and 1 for IPv6. The
 //! number of priorities a table needs is `2 × (deepest layer + 1)` at most.
 //!
+//! On a NIC table, two "pass to host" entries need no order between them
+//! (whichever matches, the host decides the packet), so their overlap does
+//! not stack layers ([`relayer`]'s `pass`); the partition then numbers the
+//! layers its NIC rules use densely per family (see [`crate::partition`]).
+//!
 //! [`overlaps`] is exact on each field and conservative across fields: it
 //! may say two rules overlap when no real packet matches both (e.g. one
 //! names ports, the other ICMP types), which only costs priorities, never
 //! correctness.
+
+use std::cell::Cell;
+
+use super::overlap::OverlapIndex;
 
 use crate::ir::{AddrSet, FragMatch, Match, Policy, PortSet};
 use crate::key::Family;
@@ -122,28 +131,58 @@ pub fn layers(policy: &Policy) -> Vec<(Option<u32>, Option<u32>)> {
 /// The layers of the rules at positions `rules` (ascending), as if they were
 /// the whole policy: `out[k]` belongs to `rules[k]`.
 pub fn layers_of(policy: &Policy, rules: &[usize]) -> Vec<(Option<u32>, Option<u32>)> {
-    let mut out: Vec<(Option<u32>, Option<u32>)> = Vec::with_capacity(rules.len());
-    for (k, &i) in rules.iter().enumerate() {
-        let m = &policy.rules[i].matches;
-        let mut layer = [None, None];
-        for (fi, fam) in [Family::V4, Family::V6].into_iter().enumerate() {
-            if m.family.is_some_and(|f| f != fam) {
-                continue;
-            }
-            let mut l = 0;
-            for (&j, prev) in rules[..k].iter().zip(&out) {
-                let lj = if fi == 0 { prev.0 } else { prev.1 };
-                if let Some(lj) = lj {
-                    if lj + 1 > l && overlaps(&policy.rules[j].matches, m) {
-                        l = lj + 1;
+    let index = OverlapIndex::new(rules.iter().map(|&i| &policy.rules[i].matches).collect());
+    let mut out = vec![(None, None); rules.len()];
+    let all: Vec<usize> = (0..rules.len()).collect();
+    relayer(&index, &all, &vec![true; rules.len()], &[], &mut out);
+    out
+}
+
+/// A rule's layers in each family, `None` where it has no entries.
+pub type Layers = (Option<u32>, Option<u32>);
+
+/// Layer the positions `order` (ascending) of `index` whose `member` flag is
+/// set, as one table, writing `out[position]`. Members below `order[0]`
+/// keep the layers `out` already holds, so a caller that changed the
+/// members only from some position on recomputes only from there.
+///
+/// Positions whose `pass` flag is set are NIC "pass to host" entries: two of
+/// them need no order between them (whichever matches, the packet goes to
+/// the host), so their overlaps do not stack layers. `pass` may be empty:
+/// no pass entries.
+pub fn relayer(index: &OverlapIndex, order: &[usize], member: &[bool], pass: &[bool], out: &mut [Layers]) {
+    let is_pass = |k: usize| pass.get(k).copied().unwrap_or(false);
+    for &k in order {
+        let k_pass = is_pass(k);
+        let m = index.get(k);
+        let has = |fam: Family| m.family.is_none_or(|f| f == fam);
+        let (has4, has6) = (has(Family::V4), has(Family::V6));
+        // The layer each family would get so far; an earlier rule is worth
+        // an overlap check only if it would raise one of them.
+        let (l4, l6) = (Cell::new(0u32), Cell::new(0u32));
+        let raise = |prev: &Layers, apply: bool| {
+            let mut raised = false;
+            for (has, lf, pl) in [(has4, &l4, prev.0), (has6, &l6, prev.1)] {
+                if let (true, Some(l)) = (has, pl) {
+                    if l + 1 > lf.get() {
+                        raised = true;
+                        if apply {
+                            lf.set(l + 1);
+                        }
                     }
                 }
             }
-            layer[fi] = Some(l);
+            raised
+        };
+        {
+            let view: &[Layers] = out;
+            let want = |j: usize| member[j] && !(k_pass && is_pass(j)) && raise(&view[j], false);
+            index.earlier_overlaps(k, k, want, |j| {
+                raise(&view[j], true);
+            });
         }
-        out.push((layer[0], layer[1]));
+        out[k] = (has4.then_some(l4.get()), has6.then_some(l6.get()));
     }
-    out
 }
 
 /// The priority of a layer in a family: `2 × layer + (family == IPv6)`.
