@@ -22,10 +22,11 @@
 //! NIC's decision is the policy's; every other packet is decided by the host.
 //!
 //! Placement takes candidates (expressible `deny`/`rate-limit` rules) in
-//! policy order and keeps each one whose closure fits in the profile's usable
-//! capacity (after the swap's headroom); then, while the NIC rules need more
-//! priorities than the profile has, the last candidates placed are taken
-//! back. The default action always stays on the host.
+//! policy order, or busiest first when packet counts are given, and keeps
+//! each one whose closure fits in the profile's usable capacity (after the
+//! swap's headroom); then, while the NIC rules need more priorities than the
+//! profile has, the last candidates placed are taken back. The default
+//! action always stays on the host.
 
 use std::collections::BTreeSet;
 use std::fmt;
@@ -36,6 +37,7 @@ use crate::profile::{FragSupport, MatchKind, NicProfile};
 use crate::tcam::checkers::{allocate, Encoding};
 use crate::tcam::entry::{expand_match, Expansion};
 use crate::tcam::layout::Field;
+use crate::tcam::minimise::{minimise, MinimiseStats};
 use crate::tcam::overlap::OverlapIndex;
 use crate::tcam::priority::{priority, relayer, Layers};
 use crate::tcam::{EntryAction, TcamEntry};
@@ -99,6 +101,9 @@ pub struct Partition {
     pub usable_capacity: usize,
     /// How the NIC table encodes port ranges, with its range checkers.
     pub encoding: Encoding,
+    /// What minimisation removed from the NIC table (capacity is counted
+    /// before it, so the table always fits).
+    pub minimised: MinimiseStats,
 }
 
 /// How this profile encodes port ranges.
@@ -266,8 +271,19 @@ fn closure(policy: &Policy, index: &OverlapIndex, i: usize, placed: &[bool], mar
     need
 }
 
-/// Partition `policy` for `profile`.
+/// Partition `policy` for `profile`, candidates in policy order.
 pub fn partition(policy: &Policy, profile: &NicProfile) -> Partition {
+    partition_weighted(policy, profile, None)
+}
+
+/// Partition `policy` for `profile`, trying candidates with the most
+/// `packets` first (`packets[i]` for rule `i`, e.g. from counters; ties and
+/// `None` in policy order), so that the NIC drops the most traffic.
+///
+/// Any order is exact: a candidate's closure holds every earlier rule that
+/// overlaps it and is not on the NIC yet, whatever was placed before, so the
+/// rules on the NIC always include the closure of each of them.
+pub fn partition_weighted(policy: &Policy, profile: &NicProfile, packets: Option<&[u64]>) -> Partition {
     let n = policy.rules.len();
     let usable = profile.usable_capacity() as usize;
     let mut placements: Vec<Placement> = vec![Placement::Host(Reason::Allows); n];
@@ -285,6 +301,7 @@ pub fn partition(policy: &Policy, profile: &NicProfile) -> Partition {
             priorities: 0,
             usable_capacity: 0,
             encoding: Encoding::default(),
+            minimised: MinimiseStats::default(),
         };
     }
     let enc = encoding_for(policy, profile);
@@ -296,7 +313,11 @@ pub fn partition(policy: &Policy, profile: &NicProfile) -> Partition {
     let mut used = 0usize;
     // Candidate groups in placement order: (candidate, rules it added).
     let mut groups: Vec<(usize, Vec<usize>)> = Vec::new();
-    for i in 0..n {
+    let mut order: Vec<usize> = (0..n).collect();
+    if let Some(w) = packets {
+        order.sort_by_key(|&i| std::cmp::Reverse(w.get(i).copied().unwrap_or(0)));
+    }
+    for i in order {
         if matches!(policy.rules[i].action, Action::Allow) {
             continue;
         }
@@ -382,7 +403,7 @@ pub fn partition(policy: &Policy, profile: &NicProfile) -> Partition {
             Placement::NicDecides
         };
     }
-    let mut nic_entries = Vec::new();
+    let mut by_rule: Vec<Vec<TcamEntry>> = vec![Vec::new(); n];
     for &i in &on_nic {
         let (l4, l6) = (layers[i].0.map(|l| rank(0, l)), layers[i].1.map(|l| rank(1, l)));
         let action = if placements[i] == Placement::NicPass {
@@ -396,7 +417,7 @@ pub fn partition(policy: &Policy, profile: &NicProfile) -> Partition {
             for &(mut value, mut mask) in &patterns {
                 value.set(Field::Family, (fam == Family::V6) as u128);
                 mask.set(Field::Family, 1);
-                nic_entries.push(TcamEntry {
+                by_rule[i].push(TcamEntry {
                     value,
                     mask,
                     rule: i as u32,
@@ -406,12 +427,18 @@ pub fn partition(policy: &Policy, profile: &NicProfile) -> Partition {
             }
         }
     }
+    // Frag bits are maskable only as the profile's fragment support says;
+    // leave them to their exact encodings.
+    let minimised = minimise(&index, &mut by_rule, |f| {
+        f != Field::Frag && profile.match_kind(f) == MatchKind::Masked
+    });
     Partition {
         placements,
-        nic_entries,
+        nic_entries: by_rule.into_iter().flatten().collect(),
         priorities: prios,
         usable_capacity: usable,
         encoding: enc,
+        minimised,
     }
 }
 

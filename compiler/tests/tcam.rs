@@ -292,7 +292,7 @@ proptest! {
     }
 }
 
-use compiler::partition::{partition, NicHost, Placement};
+use compiler::partition::{partition, partition_weighted, NicHost, Placement};
 use compiler::profile::{NicProfile, TrustFacts};
 
 /// Shipped profiles, plus tiny ones that force spills: a few entries, or a
@@ -343,10 +343,17 @@ proptest! {
     fn nic_then_host_decides_like_the_reference(
         p in policy(),
         keys in prop::collection::vec((key(), 0u8..3, any::<bool>()), 1..40),
+        weights in prop::collection::vec(0u64..4, 0..12),
     ) {
-        for profile in profiles() {
+        for (round, profile) in profiles().iter().enumerate() {
             let profile = profile.clone();
-            let part = partition(&p, &profile);
+            // Half the rounds place candidates busiest first (random packet
+            // counts, many ties), as `plan --counters` does.
+            let part = if round % 2 == 1 {
+                partition_weighted(&p, &profile, Some(&weights))
+            } else {
+                partition(&p, &profile)
+            };
             // Nothing the NIC cannot do ends up deciding on it.
             for (i, pl) in part.placements.iter().enumerate() {
                 if *pl == Placement::NicDecides {
@@ -398,4 +405,73 @@ fn earlier_overlapping_allow_goes_to_the_nic_as_a_pass_entry() {
         (d.outcome, d.verdict),
         (compiler::eval::Outcome::Rule(1), Verdict::Deny)
     );
+}
+
+/// With packet counts, the busiest rule gets the NIC's last entry; without,
+/// the earliest.
+#[test]
+fn counters_give_scarce_entries_to_the_busiest_rules() {
+    let text = "default: allow\nrules:\n\
+                - {id: quiet, action: deny, family: ipv4, protocol: tcp, dst-port: 23}\n\
+                - {id: busy, action: deny, family: ipv4, protocol: udp, dst-port: 53}\n";
+    let p = compiler::policy::parse("t.yaml", text).policy.expect("valid");
+    let mut profile = NicProfile::by_name("mlx5").unwrap();
+    profile.tables[0].capacity = 1;
+    profile.swap.headroom_entries = 0;
+    profile.swap.headroom_percent = 0;
+    let first = partition(&p, &profile);
+    assert_eq!(first.placements[0], Placement::NicDecides);
+    assert!(matches!(first.placements[1], Placement::Host(_)));
+    let busiest = partition_weighted(&p, &profile, Some(&[10, 5000]));
+    assert!(matches!(busiest.placements[0], Placement::Host(_)));
+    assert_eq!(busiest.placements[1], Placement::NicDecides);
+}
+
+/// Minimisation on a NIC table: two pass entries that differ in one address
+/// bit merge; a pass entry no later rule entry overlaps goes; decisions stay
+/// the reference's.
+#[test]
+fn nic_minimisation_merges_and_drops_pass_entries_exactly() {
+    let text = "default: allow\nrules:\n\
+                - {id: a, action: allow, protocol: tcp, src: 10.0.0.0/9, dst-port: 80}\n\
+                - {id: b, action: allow, protocol: tcp, src: 10.128.0.0/9, dst-port: 80}\n\
+                - {id: c, action: allow, protocol: udp, src: 10.0.0.0/8, dst-port: [53, 5353]}\n\
+                - {id: no-web, action: deny, family: ipv4, protocol: tcp, dst-port: 80}\n\
+                - {id: no-dns, action: deny, family: ipv4, protocol: udp, dst-port: 53}\n";
+    let p = compiler::policy::parse("t.yaml", text).policy.expect("valid");
+    let profile = NicProfile::by_name("mlx5").unwrap();
+    let part = partition(&p, &profile);
+    assert_eq!(part.minimised.before, 6, "{:?}", part.placements);
+    assert_eq!(
+        (part.minimised.pass_merged, part.minimised.pass_unneeded),
+        (1, 1),
+        "{:?} {:#?}",
+        part.minimised,
+        part.nic_entries
+    );
+    assert_eq!(part.nic_entries.len(), 4, "{:#?}", part.nic_entries);
+    let mut reference = Evaluator::new(&p);
+    let mut staged = NicHost::new(&p, profile, &part);
+    for (src, proto, port) in [
+        (0x0a00_0001u128, 6u8, 80u16),
+        (0x0a80_0001, 6, 80),
+        (0x0b00_0001, 6, 80),
+        (0x0b00_0001, 17, 53),
+        (0x0b00_0001, 17, 5353),
+        (0x0b00_0001, 17, 54),
+        (0x0a00_0001, 17, 53),
+        (0x0a00_0001, 17, 5353),
+    ] {
+        let mut k = Key::new(Family::V4, src, 0xc000_0201, proto);
+        (k.src_port, k.dst_port) = (Some(40000), Some(port));
+        if proto == 6 {
+            k.tcp_flags = Some(0x02);
+        }
+        let class = Class::Ip(k);
+        assert_eq!(
+            staged.decide(&class, &TrustFacts::default(), 60, 0),
+            reference.decide(&class, 60, 0),
+            "{k:?}"
+        );
+    }
 }

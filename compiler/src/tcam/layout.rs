@@ -158,27 +158,33 @@ impl Bits {
     /// Set `field` to `v` (bits beyond its width are ignored).
     pub fn set(&mut self, field: Field, v: u128) {
         let s = field.spec();
-        let v = v & field.full_mask();
-        for i in 0..s.width {
-            let bit = s.offset + i;
-            let (w, b) = ((bit / 64) as usize, bit % 64);
-            if (v >> i) & 1 == 1 {
-                self.0[w] |= 1 << b;
-            } else {
-                self.0[w] &= !(1 << b);
+        let mask = field.full_mask();
+        let v = v & mask;
+        // A field of at most 128 bits spans at most three words.
+        let (w, b) = ((s.offset / 64) as usize, s.offset % 64);
+        let high = |x: u128| if b == 0 { 0 } else { (x >> (128 - b)) as u64 };
+        let parts = [
+            ((v << b) as u64, (mask << b) as u64),
+            ((v >> (64 - b)) as u64, (mask >> (64 - b)) as u64),
+            (high(v), high(mask)),
+        ];
+        for (i, (pv, pm)) in parts.into_iter().enumerate() {
+            if let Some(word) = self.0.get_mut(w + i) {
+                *word = (*word & !pm) | pv;
             }
         }
     }
 
     pub fn get(&self, field: Field) -> u128 {
         let s = field.spec();
-        let mut v = 0u128;
-        for i in 0..s.width {
-            let bit = s.offset + i;
-            let (w, b) = ((bit / 64) as usize, bit % 64);
-            v |= (((self.0[w] >> b) & 1) as u128) << i;
+        let (w, b) = ((s.offset / 64) as usize, s.offset % 64);
+        let word = |i: usize| self.0.get(w + i).copied().unwrap_or(0) as u128;
+        let mut v = word(0) >> b;
+        v |= word(1) << (64 - b);
+        if b > 0 {
+            v |= word(2) << (128 - b);
         }
-        v
+        v & field.full_mask()
     }
 
     /// `(key ^ value) & mask == 0` over every word.
@@ -253,6 +259,26 @@ mod tests {
         }
         assert_eq!(next, KEY_BITS);
         assert!(KEY_BITS as usize <= KEY_WORDS * 64);
+    }
+
+    /// Word-wise `set`/`get` agree with a bit-by-bit reading, for every
+    /// field, on patterns that cross word boundaries.
+    #[test]
+    fn set_and_get_agree_with_single_bits() {
+        let patterns = [u128::MAX, 0x5555_5555_5555_5555_5555_5555_5555_5555, 1, 1 << 127 | 1];
+        for s in LAYOUT {
+            for p in patterns {
+                let mut b = Bits([u64::MAX; KEY_WORDS]);
+                b.set(s.field, p);
+                for bit in 0..(KEY_WORDS as u32 * 64) {
+                    let got = b.0[(bit / 64) as usize] >> (bit % 64) & 1;
+                    let inside = bit >= s.offset && bit < s.offset + s.width;
+                    let want = if inside { (p >> (bit - s.offset) & 1) as u64 } else { 1 };
+                    assert_eq!(got, want, "{} bit {bit}", s.name);
+                }
+                assert_eq!(b.get(s.field), p & s.field.full_mask(), "{}", s.name);
+            }
+        }
     }
 
     #[test]

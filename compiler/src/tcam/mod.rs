@@ -11,6 +11,7 @@
 //!   priority (tc-flower, NICs): the layering of the overlap graph;
 //! - [`overlap`]: an index that finds overlapping rules without comparing
 //!   every pair;
+//! - [`minimise`]: fewer NIC entries with the same decisions and rule ids;
 //! - [`model`]: the TCAM model, evaluator number 2 of DESIGN §3: the tables
 //!   evaluated in Rust, checked against the reference evaluator.
 //!
@@ -20,6 +21,7 @@
 pub mod checkers;
 pub mod entry;
 pub mod layout;
+pub mod minimise;
 pub mod model;
 pub mod overlap;
 pub mod priority;

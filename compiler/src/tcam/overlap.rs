@@ -122,7 +122,37 @@ impl Field {
         match h {
             Hull::Any => n,
             Hull::In { v6, len, bits } => {
-                self.any.len() + self.ancestors(v6, len, bits).map(Vec::len).sum::<usize>() + self.inside(v6, len, bits).len()
+                self.any.len()
+                    + self.ancestors(v6, len, bits).map(Vec::len).sum::<usize>()
+                    + self.inside(v6, len, bits).len()
+            }
+        }
+    }
+
+    /// Every position whose hull contains `h` (or equals it), each once.
+    fn walk_containing(&self, h: Hull, f: &mut impl FnMut(usize)) {
+        match h {
+            Hull::Any => self.any.iter().for_each(|&k| f(k as usize)),
+            Hull::In { v6, len, bits } => {
+                self.any.iter().for_each(|&k| f(k as usize));
+                for list in self.ancestors(v6, len, bits) {
+                    list.iter().for_each(|&k| f(k as usize));
+                }
+                if let Some(list) = self.by_prefix.get(&(v6, len, bits)) {
+                    list.iter().for_each(|&k| f(k as usize));
+                }
+            }
+        }
+    }
+
+    /// How many positions [`Self::walk_containing`] would visit.
+    fn count_containing(&self, h: Hull) -> usize {
+        match h {
+            Hull::Any => self.any.len(),
+            Hull::In { v6, len, bits } => {
+                self.any.len()
+                    + self.ancestors(v6, len, bits).map(Vec::len).sum::<usize>()
+                    + self.by_prefix.get(&(v6, len, bits)).map_or(0, Vec::len)
             }
         }
     }
@@ -150,6 +180,9 @@ impl Field {
 pub struct OverlapIndex<'m> {
     matches: Vec<&'m Match>,
     hulls: Vec<(Hull, Hull)>,
+    /// Per address field: the hull is the rule's whole set (one prefix, or
+    /// no set).
+    exact: Vec<(bool, bool)>,
     src: Field,
     dst: Field,
 }
@@ -162,9 +195,12 @@ impl<'m> OverlapIndex<'m> {
             .collect();
         let src = Field::new(&hulls.iter().map(|h| h.0).collect::<Vec<_>>());
         let dst = Field::new(&hulls.iter().map(|h| h.1).collect::<Vec<_>>());
+        let single = |s: &Option<AddrSet>| s.as_ref().is_none_or(|s| s.prefixes.len() == 1);
+        let exact = matches.iter().map(|m| (single(&m.src), single(&m.dst))).collect();
         OverlapIndex {
             matches,
             hulls,
+            exact,
             src,
             dst,
         }
@@ -181,6 +217,33 @@ impl<'m> OverlapIndex<'m> {
 
     pub fn is_empty(&self) -> bool {
         self.matches.is_empty()
+    }
+
+    /// Call `f` with every position below `k` whose match overlaps `k`'s and
+    /// might contain one of `k`'s value/mask entries, for which `want`
+    /// holds. Where `k`'s set in an address field is one prefix (or none),
+    /// an entry of another rule can contain one of `k`'s entries only if that
+    /// rule's hull contains `k`'s, so only those rules are walked; otherwise
+    /// this is [`Self::earlier_overlaps`].
+    pub fn earlier_covering(&self, k: usize, want: impl FnMut(usize) -> bool, mut f: impl FnMut(usize)) {
+        let n = self.matches.len();
+        let (hs, hd) = self.hulls[k];
+        let (es, ed) = self.exact[k];
+        let m = self.matches[k];
+        let mut want = want;
+        let mut visit = |j: usize| {
+            if j < k && want(j) && overlaps(self.matches[j], m) {
+                f(j);
+            }
+        };
+        let by_src = es && (!ed || self.src.count_containing(hs) <= self.dst.count_containing(hd));
+        if by_src {
+            self.src.walk_containing(hs, &mut visit);
+        } else if ed {
+            self.dst.walk_containing(hd, &mut visit);
+        } else {
+            self.src.walk(hs, n, &mut visit);
+        }
     }
 
     /// Call `f` with every position below `below` whose match overlaps

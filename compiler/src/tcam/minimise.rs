@@ -1,0 +1,185 @@
+//! Minimisation of a NIC table: fewer entries, the same decisions, the same
+//! rule ids.
+//!
+//! Three passes, each exact on its own:
+//! 1. **Covered entries.** An entry that an entry looked up before it
+//!    matches wholly (every key it matches, the other matches too) is never
+//!    the first match: drop it. "Before" means a lower priority number, or
+//!    the same priority with the same rule and action, or the same priority
+//!    and both pass entries (entries of one priority overlap only then).
+//! 2. **Pass entries with nothing below.** A pass entry exists to keep a
+//!    later rule's entry from deciding packets the host must decide. A pass
+//!    entry that no entry with a rule action and a higher priority number
+//!    overlaps is useless: without it the packet falls through to other pass
+//!    entries or misses the table, and either way reaches the host.
+//! 3. **Merging pass entries.** Pass entries carry no rule of their own
+//!    (the host decides their packets), so two pass entries of one priority
+//!    and one mask whose values differ in one bit become one entry with that
+//!    bit don't-care, repeatedly, as in Quine–McCluskey. Only bits of fields
+//!    the profile matches under any mask are merged.
+//!
+//! Candidates come from the rule-level [`OverlapIndex`]: two entries
+//! overlap only if their rules do.
+
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, HashSet};
+
+use super::entry::{EntryAction, TcamEntry};
+use super::layout::{Bits, Field, KEY_WORDS, LAYOUT};
+use super::overlap::OverlapIndex;
+
+/// Entries each pass removed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MinimiseStats {
+    /// Entries before minimisation.
+    pub before: usize,
+    pub covered: usize,
+    pub pass_unneeded: usize,
+    pub pass_merged: usize,
+}
+
+fn overlap(a: &TcamEntry, b: &TcamEntry) -> bool {
+    (0..KEY_WORDS).all(|w| (a.value.0[w] ^ b.value.0[w]) & a.mask.0[w] & b.mask.0[w] == 0)
+}
+
+/// Does `a` match every key `b` matches?
+fn covers(a: &TcamEntry, b: &TcamEntry) -> bool {
+    (0..KEY_WORDS).all(|w| a.mask.0[w] & !b.mask.0[w] == 0 && (a.value.0[w] ^ b.value.0[w]) & a.mask.0[w] == 0)
+}
+
+/// Is `a` looked up before `b` for every key both match?
+fn before(a: &TcamEntry, b: &TcamEntry) -> bool {
+    a.priority < b.priority
+        || (a.priority == b.priority
+            && ((a.rule == b.rule && a.action == b.action)
+                || (a.action == EntryAction::PassToHost && b.action == EntryAction::PassToHost)))
+}
+
+/// Minimise `by_rule` in place: `by_rule[i]` holds the entries of the rule
+/// at position `i` of `index` (empty when it has none). `mergeable` says
+/// which fields take arbitrary masks on this NIC.
+pub fn minimise(
+    index: &OverlapIndex,
+    by_rule: &mut [Vec<TcamEntry>],
+    mergeable: impl Fn(Field) -> bool,
+) -> MinimiseStats {
+    let n = by_rule.len();
+    let mut stats = MinimiseStats {
+        before: by_rule.iter().map(Vec::len).sum(),
+        ..MinimiseStats::default()
+    };
+    // 1. Covered entries, rule by rule in policy order.
+    for r in 0..n {
+        if by_rule[r].is_empty() {
+            continue;
+        }
+        let mut earlier = Vec::new();
+        index.earlier_covering(r, |j| !by_rule[j].is_empty(), |j| earlier.push(j));
+        let mut kept: Vec<TcamEntry> = Vec::with_capacity(by_rule[r].len());
+        for e in &by_rule[r] {
+            let hidden = earlier
+                .iter()
+                .flat_map(|&j| by_rule[j].iter())
+                .chain(kept.iter())
+                .any(|f| before(f, e) && covers(f, e));
+            if hidden {
+                stats.covered += 1;
+            } else {
+                kept.push(*e);
+            }
+        }
+        by_rule[r] = kept;
+    }
+    // 2. Pass entries that no later rule entry overlaps.
+    for p in 0..n {
+        if by_rule[p].first().is_none_or(|e| e.action != EntryAction::PassToHost) {
+            continue;
+        }
+        let mut later = Vec::new();
+        index.earlier_overlaps(
+            p,
+            n,
+            |j| j > p && by_rule[j].first().is_some_and(|e| e.action == EntryAction::Rule),
+            |j| later.push(j),
+        );
+        let before_len = by_rule[p].len();
+        let kept: Vec<TcamEntry> = by_rule[p]
+            .iter()
+            .filter(|e| {
+                later
+                    .iter()
+                    .flat_map(|&j| by_rule[j].iter())
+                    .any(|f| f.priority > e.priority && overlap(e, f))
+            })
+            .copied()
+            .collect();
+        stats.pass_unneeded += before_len - kept.len();
+        by_rule[p] = kept;
+    }
+    // 3. Merge pass entries of one priority and mask.
+    let mut bits = Bits::default();
+    for s in LAYOUT.iter().filter(|s| mergeable(s.field)) {
+        bits.set(s.field, s.field.full_mask());
+    }
+    // Keyed so that wider masks come first: a merge narrows the mask, and
+    // its group is then still to come.
+    type Group = (u32, Reverse<u32>, Bits);
+    let key =
+        |priority: u32, mask: Bits| -> Group { (priority, Reverse(mask.0.iter().map(|w| w.count_ones()).sum()), mask) };
+    let mut groups: BTreeMap<Group, Vec<(Bits, u32)>> = BTreeMap::new();
+    for list in by_rule.iter_mut() {
+        if list.first().is_some_and(|e| e.action == EntryAction::PassToHost) {
+            for e in list.drain(..) {
+                groups
+                    .entry(key(e.priority, e.mask))
+                    .or_default()
+                    .push((e.value, e.rule));
+            }
+        }
+    }
+    let mut out: Vec<TcamEntry> = Vec::new();
+    while let Some(((priority, _, mask), members)) = groups.pop_first() {
+        let values: HashSet<Bits> = members.iter().map(|m| m.0).collect();
+        let mut merged: HashSet<Bits> = HashSet::new();
+        let mut keep: Vec<(Bits, u32)> = Vec::new();
+        for &(v, rule) in &members {
+            if merged.contains(&v) {
+                continue;
+            }
+            // The lowest mergeable bit of the mask whose partner exists.
+            let partner = (0..KEY_WORDS * 64).find_map(|b| {
+                let (w, bit) = (b / 64, 1u64 << (b % 64));
+                if mask.0[w] & bits.0[w] & bit == 0 {
+                    return None;
+                }
+                let mut other = v;
+                other.0[w] ^= bit;
+                (values.contains(&other) && !merged.contains(&other)).then_some((w, bit, other))
+            });
+            match partner {
+                Some((w, bit, other)) => {
+                    merged.insert(v);
+                    merged.insert(other);
+                    let (mut m2, mut v2) = (mask, v);
+                    m2.0[w] &= !bit;
+                    v2.0[w] &= !bit;
+                    stats.pass_merged += 1;
+                    groups.entry(key(priority, m2)).or_default().push((v2, rule));
+                }
+                None => keep.push((v, rule)),
+            }
+        }
+        out.extend(keep.into_iter().map(|(value, rule)| TcamEntry {
+            value,
+            mask,
+            rule,
+            priority,
+            action: EntryAction::PassToHost,
+        }));
+    }
+    // Merged entries keep one of their rules' positions, for display only.
+    for e in out {
+        by_rule[e.rule as usize].push(e);
+    }
+    stats
+}
