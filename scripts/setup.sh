@@ -6,7 +6,7 @@ set -euo pipefail
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 
-PACKAGES=(build-essential pkg-config xz-utils iproute2)
+PACKAGES=(build-essential pkg-config xz-utils iproute2 chromium fonts-dejavu-core)
 
 missing=()
 for p in "${PACKAGES[@]}"; do

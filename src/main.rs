@@ -17,7 +17,7 @@ use compiler::classbench::{self, Actions};
 use compiler::diag::Diagnostic;
 use compiler::eval::{Evaluator, Outcome};
 use compiler::ir::{Policy, Verdict};
-use compiler::partition::{encoding_for, partition, NicHost};
+use compiler::partition::{encoding_for, partition, partition_weighted, NicHost};
 use compiler::policy;
 use compiler::profile::NicProfile;
 use compiler::tcam::entry::describe;
@@ -78,9 +78,32 @@ struct PlanArgs {
     /// NIC profile: a shipped profile's name (mlx5, ice, ranges, fpga, none) or a path.
     #[arg(long)]
     nic: String,
-    /// Output format.
-    #[arg(long, value_enum, default_value_t = Format::Human)]
-    format: Format,
+    /// Report format.
+    #[arg(long, value_enum, default_value_t = PlanFormat::Text)]
+    format: PlanFormat,
+    /// Packets per rule, to offload the busiest deny and rate-limit rules first:
+    /// a JSON object {"rule-id": packets, ...} or lines `rule-id packets` (`#`
+    /// starts a comment). Reserved ids (@default, ...) count as host packets.
+    #[arg(long, value_name = "FILE")]
+    counters: Option<PathBuf>,
+    /// What-if planning: the NIC table's capacity in entries, replacing the
+    /// profile's (swap headroom is still taken from it).
+    #[arg(long, value_name = "ENTRIES", value_parser = clap::value_parser!(u32).range(1..))]
+    capacity: Option<u32>,
+    /// Write the report to FILE instead of stdout (nothing is written on errors).
+    #[arg(long, value_name = "FILE")]
+    out: Option<PathBuf>,
+}
+
+#[derive(Copy, Clone, PartialEq, Eq, ValueEnum)]
+enum PlanFormat {
+    /// Plain text.
+    #[value(alias = "human")]
+    Text,
+    /// One JSON object: every number, every rule's placement.
+    Json,
+    /// One self-contained HTML page with SVG charts (no scripts, no network).
+    Html,
 }
 
 #[derive(Args)]
@@ -143,6 +166,15 @@ struct CheckArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Human)]
     format: Format,
+    /// Time for the static analysis of a valid policy (shadowed and redundant
+    /// rules, conflicting overlaps), in milliseconds; 0 turns it off. What it
+    /// does not reach is reported undecided.
+    #[arg(long, value_name = "MS", default_value_t = 4000)]
+    analysis_budget_ms: u64,
+    /// List every pair of overlapping rules with different actions (JSON
+    /// output always lists them).
+    #[arg(long)]
+    conflicts: bool,
 }
 
 #[derive(Copy, Clone, PartialEq, Eq, ValueEnum)]
@@ -177,6 +209,10 @@ struct EvalArgs {
     /// NIC profile for `--engine tcam` (a shipped profile's name or a path).
     #[arg(long, default_value = "none")]
     nic: String,
+    /// With `--engine tcam`: the NIC table's capacity in entries, replacing
+    /// the profile's, as `palisade plan --capacity` does.
+    #[arg(long, value_name = "ENTRIES", value_parser = clap::value_parser!(u32).range(1..))]
+    capacity: Option<u32>,
     #[arg(long, value_enum, default_value_t = Output::Verdicts)]
     output: Output,
     /// Arrival rate of trace lines, packets per second, for rate limits
@@ -293,9 +329,7 @@ fn load(args: &PolicyArgs) -> Result<Loaded> {
 }
 
 fn print_diagnostics(l: &Loaded) {
-    for d in &l.diagnostics {
-        eprint!("{}", d.render(&l.source));
-    }
+    eprint!("{}", compiler::diag::Diagnostic::render_all(&l.diagnostics, &l.source));
 }
 
 /// Load a policy a command needs; on errors print them and return exit code 1.
@@ -329,7 +363,32 @@ fn load_or_report(args: &PolicyArgs) -> Result<std::result::Result<(Loaded, Poli
 }
 
 fn check(a: CheckArgs) -> Result<ExitCode> {
-    let l = load(&a.policy)?;
+    let mut l = load(&a.policy)?;
+    let analysis = match &l.policy {
+        Some(p) if a.analysis_budget_ms > 0 => {
+            let opts = compiler::analysis::Options {
+                time: Some(std::time::Duration::from_millis(a.analysis_budget_ms)),
+                // ClassBench rule files also match trace 5-tuples.
+                universe: match a.policy.policy_format {
+                    PolicyFormat::Classbench => compiler::analysis::Universe::PacketsAndTuples,
+                    PolicyFormat::Auto if classbench::looks_like_rules(&l.source) => {
+                        compiler::analysis::Universe::PacketsAndTuples
+                    }
+                    _ => compiler::analysis::Universe::Packets,
+                },
+                // Conflicts are information: looked for when they are shown.
+                conflicts: (a.conflicts || a.format == Format::Json)
+                    .then_some(compiler::analysis::DEFAULT_MAX_CONFLICTS),
+                ..compiler::analysis::Options::default()
+            };
+            let found = compiler::analysis::analyse(p, &opts);
+            l.diagnostics
+                .extend(compiler::analysis::diagnostics(&found, p, &l.file, &l.source));
+            l.diagnostics.sort_by_key(|d| (d.line, d.column));
+            Some((p, found))
+        }
+        _ => None,
+    };
     let errors = l.diagnostics.iter().filter(|d| d.is_error()).count();
     let warnings = l.diagnostics.len() - errors;
     match a.format {
@@ -341,11 +400,18 @@ fn check(a: CheckArgs) -> Result<ExitCode> {
                 "errors": errors,
                 "warnings": warnings,
                 "diagnostics": l.diagnostics,
+                "analysis": analysis.as_ref().map(|(p, found)| compiler::analysis::to_json(found, p)),
             });
             stdout_write(&format!("{}\n", serde_json::to_string_pretty(&v)?))?;
         }
         Format::Human => {
             print_diagnostics(&l);
+            if let Some((p, found)) = &analysis {
+                for c in found.conflicts.iter().flat_map(|c| &c.pairs) {
+                    let r = &p.rules[c.earlier];
+                    eprintln!("{}:{}: note[{}]: {}", l.file, r.line, c.kind.name(), c.message(p));
+                }
+            }
             match &l.policy {
                 Some(p) => println!(
                     "{}: valid, {} rules, {warnings} warning{}",
@@ -360,9 +426,37 @@ fn check(a: CheckArgs) -> Result<ExitCode> {
                     if warnings == 1 { "" } else { "s" }
                 ),
             }
+            if let Some((p, found)) = &analysis {
+                if !found.is_complete() || found.conflicts.as_ref().is_some_and(|c| !c.complete) {
+                    println!("{}", analysis_incomplete(p, found));
+                }
+            }
         }
     }
     Ok(ExitCode::from(if l.policy.is_some() { 0 } else { 1 }))
+}
+
+/// The line `check` prints when the analysis did not answer everything.
+fn analysis_incomplete(p: &Policy, found: &compiler::analysis::Analysis) -> String {
+    let undecided = found.undecided();
+    let mut line = format!(
+        "analysis: {} rule{} undecided",
+        undecided.len(),
+        if undecided.len() == 1 { "" } else { "s" }
+    );
+    if !undecided.is_empty() {
+        let ids: Vec<&str> = undecided.iter().take(5).map(|&(i, _)| p.rules[i].id.as_str()).collect();
+        let more = if undecided.len() > ids.len() { ", …" } else { "" };
+        line.push_str(&format!(" ({}{more})", ids.join(", ")));
+    }
+    if let Some(c) = found.conflicts.as_ref().filter(|c| !c.complete) {
+        line.push_str(&format!("; the search for conflicts stopped after {}", c.pairs.len()));
+    }
+    line.push_str(&format!(
+        " (in {} ms; `--analysis-budget-ms` sets the time)",
+        found.elapsed.as_millis()
+    ));
+    line
 }
 
 fn example_pcap(out: &Path) -> Result<ExitCode> {
@@ -398,97 +492,72 @@ fn load_profile(name: &str) -> Result<NicProfile> {
     NicProfile::load(name).map_err(|e| anyhow::anyhow!("{e}"))
 }
 
+/// A profile with its table capacity replaced by `capacity` for what-if
+/// planning, and the profile's own capacity when it was replaced.
+fn load_profile_with(name: &str, capacity: Option<u32>) -> Result<(NicProfile, Option<u32>)> {
+    let mut profile = load_profile(name)?;
+    let Some(n) = capacity else {
+        return Ok((profile, None));
+    };
+    let own = profile.capacity();
+    if !profile.offload {
+        anyhow::bail!("--capacity: profile {} has no NIC stage", profile.name);
+    }
+    match profile.tables.as_mut_slice() {
+        [t] => t.capacity = n,
+        tables => anyhow::bail!(
+            "--capacity: profile {} has {} tables; write a profile with each table's capacity instead",
+            profile.name,
+            tables.len()
+        ),
+    }
+    Ok((profile, Some(own)))
+}
+
 fn plan(a: PlanArgs) -> Result<ExitCode> {
-    use compiler::partition::{Placement, Reason};
-    let (_, p) = match load_or_report(&a.policy)? {
+    use compiler::report::{parse_counters, Inputs, Report};
+    let (l, p) = match load_or_report(&a.policy)? {
         Ok(x) => x,
         Err(code) => return Ok(code),
     };
-    let profile = load_profile(&a.nic)?;
-    let part = partition(&p, &profile);
-    let count = |f: &dyn Fn(&Placement) -> bool| part.placements.iter().filter(|x| f(x)).count();
-    let decides = count(&|x| *x == Placement::NicDecides);
-    let passes = count(&|x| *x == Placement::NicPass);
-    // Host reasons by kind, with the rules.
-    let mut reasons: std::collections::BTreeMap<&str, Vec<(usize, String)>> = Default::default();
-    for (i, pl) in part.placements.iter().enumerate() {
-        if let Placement::Host(r) = pl {
-            let kind = match r {
-                Reason::NoNicStage => "no-nic-stage",
-                Reason::Allows => "allow",
-                Reason::Unsupported(_) => "unsupported",
-                Reason::Dependency { .. } => "dependency",
-                Reason::Capacity { .. } => "capacity",
-                Reason::Priorities { .. } => "priorities",
-            };
-            reasons.entry(kind).or_default().push((i, r.to_string()));
-        }
-    }
-    match a.format {
-        Format::Json => {
-            let rules: Vec<serde_json::Value> = part
-                .placements
-                .iter()
-                .enumerate()
-                .map(|(i, pl)| {
-                    let (place, why) = match pl {
-                        Placement::NicDecides => ("nic", None),
-                        Placement::NicPass => ("nic-pass", None),
-                        Placement::Host(r) => ("host", Some(r.to_string())),
-                    };
-                    serde_json::json!({"id": p.rules[i].id, "placement": place, "reason": why})
-                })
-                .collect();
-            let v = serde_json::json!({
-                "profile": profile.name,
-                "rules": p.rules.len(),
-                "nic_decides": decides,
-                "nic_pass": passes,
-                "host_only": p.rules.len() - decides - passes,
-                "nic_entries": part.nic_entries.len(),
-                "usable_capacity": part.usable_capacity,
-                "capacity": profile.capacity(),
-                "priorities": part.priorities,
-                "max_prios": profile.max_prios(),
-                "placements": rules,
-            });
-            stdout_write(&format!("{}\n", serde_json::to_string_pretty(&v)?))?;
-        }
-        Format::Human => {
-            let mut t = String::new();
-            t.push_str(&format!("profile {}: {}\n", profile.name, profile.description));
-            t.push_str(&format!(
-                "rules {}: {decides} decided on the NIC, {passes} on the NIC as pass-to-host entries, {} on the host only\n",
-                p.rules.len(),
-                p.rules.len() - decides - passes
-            ));
-            t.push_str(&format!(
-                "NIC entries {} of {} usable ({} in all, the rest kept for the atomic swap); priorities {} of {}\n",
-                part.nic_entries.len(),
-                part.usable_capacity,
-                profile.capacity(),
-                part.priorities,
-                profile.max_prios()
-            ));
-            t.push_str("the host (XDP) holds the whole policy\n");
-            for (kind, rules) in &reasons {
-                t.push_str(&format!(
-                    "host only, {kind}: {} rule{}\n",
-                    rules.len(),
-                    if rules.len() == 1 { "" } else { "s" }
-                ));
-                for (i, why) in rules.iter().take(5) {
-                    t.push_str(&format!("  {:<20} {why}\n", p.rules[*i].id));
-                }
-                if rules.len() > 5 {
-                    t.push_str(&format!(
-                        "  … and {} more (--format json lists every rule)\n",
-                        rules.len() - 5
-                    ));
+    let (profile, profile_capacity) = load_profile_with(&a.nic, a.capacity)?;
+    let counters = match &a.counters {
+        None => None,
+        Some(path) => {
+            let file = path.display().to_string();
+            match parse_counters(&file, &read(path)?, &p) {
+                Ok(c) => Some(c),
+                Err(errors) => {
+                    for e in &errors {
+                        eprintln!("{e}");
+                    }
+                    eprintln!(
+                        "{file}: {} error{}; nothing was done",
+                        errors.len(),
+                        if errors.len() == 1 { "" } else { "s" }
+                    );
+                    return Ok(ExitCode::from(1));
                 }
             }
-            stdout_write(&t)?;
         }
+    };
+    let part = partition_weighted(&p, &profile, counters.as_ref().map(|c| c.packets.as_slice()));
+    let report = Report::new(&Inputs {
+        policy_name: &l.file,
+        policy: &p,
+        profile: &profile,
+        profile_capacity,
+        partition: &part,
+        counters: counters.as_ref(),
+    });
+    let text = match a.format {
+        PlanFormat::Text => report.to_text(),
+        PlanFormat::Json => format!("{}\n", serde_json::to_string_pretty(&report.to_json())?),
+        PlanFormat::Html => report.to_html(),
+    };
+    match &a.out {
+        Some(path) => std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))?,
+        None => stdout_write(&text)?,
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -586,11 +655,14 @@ fn eval(a: EvalArgs) -> Result<ExitCode> {
         Ok(x) => x,
         Err(code) => return Ok(code),
     };
+    if a.capacity.is_some() && a.engine != Engine::Tcam {
+        anyhow::bail!("--capacity needs --engine tcam");
+    }
     let inputs = input::read(&a.input, a.rate, a.as_packets)?;
     let mut engine = match a.engine {
         Engine::Reference => Decider::Reference(Evaluator::new(&policy)),
         Engine::Tcam => {
-            let profile = load_profile(&a.nic)?;
+            let (profile, _) = load_profile_with(&a.nic, a.capacity)?;
             let part = partition(&policy, &profile);
             Decider::Tcam(Box::new(NicHost::new(&policy, profile, &part)))
         }

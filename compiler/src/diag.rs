@@ -42,6 +42,24 @@ impl Diagnostic {
 
     /// Render as a compiler-style message with the source line and a caret.
     pub fn render(&self, source: &str) -> String {
+        let line = (self.line > 0)
+            .then(|| source.lines().nth(self.line as usize - 1))
+            .flatten();
+        self.render_with(line)
+    }
+
+    /// Render every diagnostic of one source, reading its lines once (so
+    /// thousands of warnings on a large file cost one pass, not one each).
+    pub fn render_all(diags: &[Diagnostic], source: &str) -> String {
+        let lines: Vec<&str> = source.lines().collect();
+        diags
+            .iter()
+            .map(|d| d.render_with((d.line > 0).then(|| lines.get(d.line as usize - 1).copied()).flatten()))
+            .collect()
+    }
+
+    /// Render with the text of the diagnostic's line, if it has one.
+    fn render_with(&self, text: Option<&str>) -> String {
         let mut out = String::new();
         let sev = match self.severity {
             Severity::Error => "error",
@@ -54,7 +72,7 @@ impl Diagnostic {
         };
         out.push_str(&format!("  --> {}:{}:{}{}\n", self.file, self.line, self.column, rule));
         if self.line > 0 {
-            if let Some(text) = source.lines().nth(self.line as usize - 1) {
+            if let Some(text) = text {
                 let num = self.line.to_string();
                 let pad = " ".repeat(num.len());
                 out.push_str(&format!("{pad} |\n{num} | {text}\n"));

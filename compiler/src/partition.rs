@@ -246,15 +246,31 @@ fn entry_count(policy: &Policy, i: usize, enc: &Encoding) -> usize {
 /// `placed[j]` says whether rule `j` is on the NIC; `mark` is scratch space
 /// of the policy's length, all false on entry and on return. The result is
 /// in ascending order and includes `i`.
-fn closure(policy: &Policy, index: &OverlapIndex, i: usize, placed: &[bool], mark: &mut [bool]) -> Vec<usize> {
+///
+/// `blocked[j]` is `Some(k)` for a rule whose closure holds rule `k`, which
+/// the NIC cannot hold; meeting such a rule (or `k` itself) ends the walk
+/// with `Err(k)`, and a walk that ends so marks its own rule blocked too.
+fn closure(
+    policy: &Policy,
+    index: &OverlapIndex,
+    i: usize,
+    placed: &[bool],
+    mark: &mut [bool],
+    blocked: &mut [Option<usize>],
+) -> Result<Vec<usize>, usize> {
     let mut need = vec![i];
     mark[i] = true;
     let mut stack = vec![i];
     let mut found = Vec::new();
-    while let Some(r) = stack.pop() {
+    let mut failed = None;
+    'walk: while let Some(r) = stack.pop() {
         found.clear();
         index.earlier_overlaps(r, r, |j| !mark[j] && !placed[j], |j| found.push(j));
         for &j in &found {
+            if let Some(k) = blocked[j] {
+                failed = Some(k);
+                break 'walk;
+            }
             if !mark[j] {
                 mark[j] = true;
                 need.push(j);
@@ -267,8 +283,12 @@ fn closure(policy: &Policy, index: &OverlapIndex, i: usize, placed: &[bool], mar
     for &j in &need {
         mark[j] = false;
     }
+    if let Some(k) = failed {
+        blocked[i] = Some(k);
+        return Err(k);
+    }
     need.sort_unstable();
-    need
+    Ok(need)
 }
 
 /// Partition `policy` for `profile`, candidates in policy order.
@@ -310,6 +330,8 @@ pub fn partition_weighted(policy: &Policy, profile: &NicProfile, packets: Option
     let mut on_nic: BTreeSet<usize> = BTreeSet::new();
     let mut placed = vec![false; n];
     let mut mark = vec![false; n];
+    // Rules the NIC cannot hold block every closure that meets them.
+    let mut blocked: Vec<Option<usize>> = (0..n).map(|j| holdable[j].is_err().then_some(j)).collect();
     let mut used = 0usize;
     // Candidate groups in placement order: (candidate, rules it added).
     let mut groups: Vec<(usize, Vec<usize>)> = Vec::new();
@@ -335,15 +357,14 @@ pub fn partition_weighted(policy: &Policy, profile: &NicProfile, packets: Option
             });
             continue;
         }
-        let need = closure(policy, &index, i, &placed, &mut mark);
-        if let Some((j, why)) = need
-            .iter()
-            .find_map(|&j| holdable[j].as_ref().err().map(|w| (j, w.clone())))
-        {
-            placements[i] = Placement::Host(Reason::Dependency { rule: j, why });
-            continue;
-        }
-        let added = need;
+        let added = match closure(policy, &index, i, &placed, &mut mark, &mut blocked) {
+            Ok(need) => need,
+            Err(j) => {
+                let why = holdable[j].as_ref().err().cloned().unwrap_or_default();
+                placements[i] = Placement::Host(Reason::Dependency { rule: j, why });
+                continue;
+            }
+        };
         let cost: usize = added.iter().map(|&j| entry_count(policy, j, &enc)).sum();
         if used + cost > usable {
             placements[i] = Placement::Host(Reason::Capacity {
