@@ -69,4 +69,9 @@ $P plan "$OUT/edge.yaml" --nic mlx5
 step "the same traffic through the NIC stage then the host stage (palisade eval --engine tcam --nic mlx5)"
 $P eval "$OUT/edge.yaml" "$OUT/edge.pcap" --engine tcam --nic mlx5 --output summary
 
-step "not built yet: compile artifacts, simulate (RTL), apply (XDP/flower)"
+step "compile: the NIC table, host tables and plan as files (palisade compile --nic ranges)"
+$P compile "$OUT/edge.yaml" --nic ranges --out "$OUT/compiled"
+$P plan "$OUT/edge.yaml" --nic ranges --format html --out "$OUT/plan.html"
+echo "plan report for planners: $OUT/plan.html"
+
+step "not built yet: simulate (RTL), apply (XDP/flower)"

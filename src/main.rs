@@ -44,6 +44,8 @@ enum Command {
     Import(ImportArgs),
     /// Split a policy between a NIC and the host and report what fits and why.
     Plan(PlanArgs),
+    /// Write the tables later stages load (NIC table, host tables, plan) to a directory.
+    Compile(CompileArgs),
     /// Print internal representations, for debugging.
     #[command(subcommand)]
     Debug(DebugCommand),
@@ -93,6 +95,25 @@ struct PlanArgs {
     /// Write the report to FILE instead of stdout (nothing is written on errors).
     #[arg(long, value_name = "FILE")]
     out: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct CompileArgs {
+    #[command(flatten)]
+    policy: PolicyArgs,
+    /// NIC profile: a shipped profile's name (mlx5, ice, ranges, fpga, none) or a path.
+    #[arg(long)]
+    nic: String,
+    /// Directory for nic.json, host.json and plan.json (created if missing;
+    /// the files in it are replaced, each in one rename).
+    #[arg(long, value_name = "DIR")]
+    out: PathBuf,
+    /// Packets per rule, to offload the busiest rules first (as `plan --counters`).
+    #[arg(long, value_name = "FILE")]
+    counters: Option<PathBuf>,
+    /// What-if capacity of the NIC table in entries (as `plan --capacity`).
+    #[arg(long, value_name = "ENTRIES", value_parser = clap::value_parser!(u32).range(1..))]
+    capacity: Option<u32>,
 }
 
 #[derive(Copy, Clone, PartialEq, Eq, ValueEnum)]
@@ -261,6 +282,7 @@ fn main() -> ExitCode {
         Command::Debug(DebugCommand::Ir(a)) => debug_ir(a),
         Command::Debug(DebugCommand::Tcam(a)) => debug_tcam(a),
         Command::Plan(a) => plan(a),
+        Command::Compile(a) => compile(a),
         Command::Example(ExampleCommand::Policy) => stdout_write(example::POLICY).map(|_| ExitCode::SUCCESS),
         Command::Example(ExampleCommand::Pcap { out }) => example_pcap(&out),
     };
@@ -514,14 +536,45 @@ fn load_profile_with(name: &str, capacity: Option<u32>) -> Result<(NicProfile, O
     Ok((profile, Some(own)))
 }
 
-fn plan(a: PlanArgs) -> Result<ExitCode> {
-    use compiler::report::{parse_counters, Inputs, Report};
-    let (l, p) = match load_or_report(&a.policy)? {
+/// What `plan` and `compile` share: the policy, the profile (what-if
+/// capacity applied), counters and the partition.
+struct Planned {
+    file: String,
+    policy: Policy,
+    profile: NicProfile,
+    profile_capacity: Option<u32>,
+    counters: Option<compiler::report::Counters>,
+    partition: compiler::partition::Partition,
+}
+
+impl Planned {
+    fn report(&self) -> compiler::report::Report {
+        compiler::report::Report::new(&compiler::report::Inputs {
+            policy_name: &self.file,
+            policy: &self.policy,
+            profile: &self.profile,
+            profile_capacity: self.profile_capacity,
+            partition: &self.partition,
+            counters: self.counters.as_ref(),
+        })
+    }
+}
+
+/// Load and partition; `Err(code)` when the policy or counters are invalid
+/// (the errors are printed).
+fn planned(
+    policy: &PolicyArgs,
+    nic: &str,
+    capacity: Option<u32>,
+    counters: &Option<PathBuf>,
+) -> Result<std::result::Result<Planned, ExitCode>> {
+    use compiler::report::parse_counters;
+    let (l, p) = match load_or_report(policy)? {
         Ok(x) => x,
-        Err(code) => return Ok(code),
+        Err(code) => return Ok(Err(code)),
     };
-    let (profile, profile_capacity) = load_profile_with(&a.nic, a.capacity)?;
-    let counters = match &a.counters {
+    let (profile, profile_capacity) = load_profile_with(nic, capacity)?;
+    let counters = match counters {
         None => None,
         Some(path) => {
             let file = path.display().to_string();
@@ -536,20 +589,28 @@ fn plan(a: PlanArgs) -> Result<ExitCode> {
                         errors.len(),
                         if errors.len() == 1 { "" } else { "s" }
                     );
-                    return Ok(ExitCode::from(1));
+                    return Ok(Err(ExitCode::from(1)));
                 }
             }
         }
     };
-    let part = partition_weighted(&p, &profile, counters.as_ref().map(|c| c.packets.as_slice()));
-    let report = Report::new(&Inputs {
-        policy_name: &l.file,
-        policy: &p,
-        profile: &profile,
+    let partition = partition_weighted(&p, &profile, counters.as_ref().map(|c| c.packets.as_slice()));
+    Ok(Ok(Planned {
+        file: l.file,
+        policy: p,
+        profile,
         profile_capacity,
-        partition: &part,
-        counters: counters.as_ref(),
-    });
+        counters,
+        partition,
+    }))
+}
+
+fn plan(a: PlanArgs) -> Result<ExitCode> {
+    let planned = match planned(&a.policy, &a.nic, a.capacity, &a.counters)? {
+        Ok(x) => x,
+        Err(code) => return Ok(code),
+    };
+    let report = planned.report();
     let text = match a.format {
         PlanFormat::Text => report.to_text(),
         PlanFormat::Json => format!("{}\n", serde_json::to_string_pretty(&report.to_json())?),
@@ -559,6 +620,50 @@ fn plan(a: PlanArgs) -> Result<ExitCode> {
         Some(path) => std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))?,
         None => stdout_write(&text)?,
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn compile(a: CompileArgs) -> Result<ExitCode> {
+    let planned = match planned(&a.policy, &a.nic, a.capacity, &a.counters)? {
+        Ok(x) => x,
+        Err(code) => return Ok(code),
+    };
+    let plan = planned.report().to_json();
+    let files = compiler::artifacts::artifacts(&planned.policy, &planned.profile.name, &planned.partition, &plan);
+    std::fs::create_dir_all(&a.out).with_context(|| format!("cannot create {}", a.out.display()))?;
+    // Every file is written beside its final name first, then renamed: a
+    // reader never sees half a table, and a failed write replaces nothing.
+    let mut staged = Vec::new();
+    for (name, bytes) in &files {
+        let tmp = a.out.join(format!(".{name}.tmp"));
+        std::fs::write(&tmp, bytes).with_context(|| format!("cannot write {}", tmp.display()))?;
+        staged.push((tmp, a.out.join(name)));
+    }
+    for (tmp, dest) in &staged {
+        std::fs::rename(tmp, dest).with_context(|| format!("cannot write {}", dest.display()))?;
+    }
+    let decides = planned
+        .partition
+        .placements
+        .iter()
+        .filter(|p| **p == compiler::partition::Placement::NicDecides)
+        .count();
+    let mut summary = format!(
+        "{}: {} rules for {}: {} NIC entries ({} rules decided on the NIC), host table of the whole policy\n",
+        planned.file,
+        planned.policy.rules.len(),
+        planned.profile.name,
+        planned.partition.nic_entries.len(),
+        decides
+    );
+    for (name, bytes) in &files {
+        summary.push_str(&format!(
+            "  wrote {} ({} bytes)\n",
+            a.out.join(name).display(),
+            bytes.len()
+        ));
+    }
+    stdout_write(&summary)?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -13,6 +13,10 @@
 //! - [`classbench`] and [`iptables`]: importers of foreign rule formats;
 //! - [`profile`]: NIC profiles, what each NIC's tables can match and which
 //!   packets its parser reads as ours (DESIGN §4);
+//! - [`tcam`]: value/mask tables: key layout, range encodings, priorities,
+//!   minimisation, the TCAM model;
+//! - [`partition`]: what the NIC decides and what the host does (DESIGN §4);
+//! - [`artifacts`]: the files `palisade compile` writes for later stages;
 //! - [`report`]: capacity reports (`palisade plan`): utilisation, the
 //!   NIC/host split and why, expansion, growth; text, JSON and HTML;
 //! - [`corpus`]: the shared corpus of (policy, packet, expected outcome)
@@ -22,6 +26,7 @@
 //! BPF and simulation live in `offload`, `fallback-xdp` and `sim`.
 
 pub mod analysis;
+pub mod artifacts;
 pub mod classbench;
 pub mod corpus;
 pub mod diag;
