@@ -9,10 +9,12 @@
 //!   the priorities the layered table uses;
 //! - the NIC's share from the partition: entries after minimisation and
 //!   rules the NIC decides;
-//! - compile+plan time, the median of 3: range-checker allocation,
-//!   expansion and layering of the whole policy, and the partition with its
-//!   minimised NIC table (parsing the rule file is not included; `palisade`
-//!   parses 10K rules of YAML in about 70 ms);
+//! - compile+plan time, the median of 3: what `palisade compile` computes,
+//!   the host table (the whole policy expanded) and the partition with its
+//!   range checkers and minimised NIC table (parsing the rule file is not
+//!   included; `palisade` parses 10K rules of YAML in about 70 ms);
+//! - the time of the capacity report on top (`palisade plan`: its growth
+//!   projection partitions three grown policies);
 //! - peak resident memory during that work (the high-water mark is reset
 //!   before each set and profile through /proc/self/clear_refs).
 //!
@@ -26,6 +28,7 @@ use std::time::Instant;
 use compiler::classbench::{self, Actions};
 use compiler::partition::{encoding_for, partition, Placement};
 use compiler::profile::NicProfile;
+use compiler::report::{Inputs, Report};
 use compiler::tcam::entry::Expansion;
 use compiler::tcam::{expand_policy, expand_prioritised, Encoding};
 
@@ -61,7 +64,7 @@ fn main() {
     let sets = std::env::var("PALISADE_BENCH_SETS").unwrap_or_else(|_| default_sets.to_string());
     let profiles = ["none", "mlx5", "ice", "ranges", "fpga"];
     println!(
-        "{:<12} {:<7} {:>6} {:>7} {:>7} {:>8} {:>8} {:>5} {:>7} {:>7} {:>10} {:>8}",
+        "{:<12} {:<7} {:>6} {:>7} {:>7} {:>8} {:>8} {:>5} {:>7} {:>7} {:>12} {:>9} {:>8}",
         "set",
         "profile",
         "rules",
@@ -73,6 +76,7 @@ fn main() {
         "NIC ent",
         "NIC dec",
         "compile+plan",
+        "+report",
         "peak MiB"
     );
     for set in sets.split(',').filter(|s| !s.is_empty()) {
@@ -89,19 +93,32 @@ fn main() {
                 drop(result.take());
                 reset_peak();
                 let t = Instant::now();
-                let enc = encoding_for(&policy, &profile);
-                let entries = expand_prioritised(&policy, &enc);
+                let host = expand_policy(&policy, &Encoding::covers(Expansion::Ternary));
                 let part = partition(&policy, &profile);
                 times.push(t.elapsed());
                 peak = peak.max(peak_rss_mib());
-                result = Some((entries, part));
+                drop(host);
+                result = Some(part);
             }
-            let (entries, part) = result.expect("three runs");
+            let part = result.expect("three runs");
+            let t = Instant::now();
+            let report = Report::new(&Inputs {
+                policy_name: set,
+                policy: &policy,
+                profile: &profile,
+                profile_capacity: None,
+                partition: &part,
+                counters: None,
+            });
+            let report_time = t.elapsed();
+            drop(report);
+            // The whole policy as one table with the profile's encoding.
+            let entries = expand_prioritised(&policy, &encoding_for(&policy, &profile));
             let prios: std::collections::BTreeSet<u32> = entries.iter().map(|e| e.priority).collect();
             let decides = part.placements.iter().filter(|p| **p == Placement::NicDecides).count();
             let n = policy.rules.len() as f64;
             println!(
-                "{:<12} {:<7} {:>6} {:>7} {:>7} {:>8.3} {:>8.3} {:>5} {:>7} {:>7} {:>8.1}ms {:>8.1}",
+                "{:<12} {:<7} {:>6} {:>7} {:>7} {:>8.3} {:>8.3} {:>5} {:>7} {:>7} {:>10.1}ms {:>7.1}ms {:>8.1}",
                 set,
                 name,
                 policy.rules.len(),
@@ -113,6 +130,7 @@ fn main() {
                 part.nic_entries.len(),
                 decides,
                 common::median(times).as_secs_f64() * 1e3,
+                report_time.as_secs_f64() * 1e3,
                 peak
             );
         }

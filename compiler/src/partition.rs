@@ -305,7 +305,6 @@ pub fn partition(policy: &Policy, profile: &NicProfile) -> Partition {
 /// rules on the NIC always include the closure of each of them.
 pub fn partition_weighted(policy: &Policy, profile: &NicProfile, packets: Option<&[u64]>) -> Partition {
     let n = policy.rules.len();
-    let usable = profile.usable_capacity() as usize;
     let mut placements: Vec<Placement> = vec![Placement::Host(Reason::Allows); n];
     if profile.capacity() == 0 {
         for (i, p) in placements.iter_mut().enumerate() {
@@ -324,9 +323,59 @@ pub fn partition_weighted(policy: &Policy, profile: &NicProfile, packets: Option
             minimised: MinimiseStats::default(),
         };
     }
-    let enc = encoding_for(policy, profile);
     let index = OverlapIndex::new(policy.rules.iter().map(|r| &r.matches).collect());
     let holdable: Vec<Result<(), String>> = (0..n).map(|i| nic_can_hold(policy, i, profile)).collect();
+    let first = place(
+        policy,
+        profile,
+        packets,
+        &index,
+        &holdable,
+        encoding_for(policy, profile),
+    );
+    // Range checkers were allocated over every rule the NIC could hold; most
+    // may never reach it. Allocated again over the rules that did, they may
+    // save entries where they are used, and make room for more rules.
+    let Some(checkers) = profile.native_ranges().filter(|&c| c > 0) else {
+        return first;
+    };
+    let on_nic: Vec<usize> = (0..n)
+        .filter(|&i| !matches!(first.placements[i], Placement::Host(_)))
+        .collect();
+    let again = allocate(policy, &on_nic, expansion_for(profile), checkers);
+    if again == first.encoding {
+        return first;
+    }
+    let second = place(policy, profile, packets, &index, &holdable, again);
+    // The better split drops more: more packets when counted, else more
+    // rules; then fewer entries.
+    let score = |p: &Partition| {
+        let decided = (0..n).filter(|&i| p.placements[i] == Placement::NicDecides);
+        let traffic: u64 = decided
+            .clone()
+            .map(|i| packets.and_then(|w| w.get(i)).copied().unwrap_or(0))
+            .sum();
+        (traffic, decided.count(), std::cmp::Reverse(p.nic_entries.len()))
+    };
+    if score(&second) > score(&first) {
+        second
+    } else {
+        first
+    }
+}
+
+/// Place candidates with encoding `enc` (see [`partition_weighted`]).
+fn place(
+    policy: &Policy,
+    profile: &NicProfile,
+    packets: Option<&[u64]>,
+    index: &OverlapIndex,
+    holdable: &[Result<(), String>],
+    enc: Encoding,
+) -> Partition {
+    let n = policy.rules.len();
+    let usable = profile.usable_capacity() as usize;
+    let mut placements: Vec<Placement> = vec![Placement::Host(Reason::Allows); n];
     let mut on_nic: BTreeSet<usize> = BTreeSet::new();
     let mut placed = vec![false; n];
     let mut mark = vec![false; n];
@@ -357,7 +406,7 @@ pub fn partition_weighted(policy: &Policy, profile: &NicProfile, packets: Option
             });
             continue;
         }
-        let added = match closure(policy, &index, i, &placed, &mut mark, &mut blocked) {
+        let added = match closure(policy, index, i, &placed, &mut mark, &mut blocked) {
             Ok(need) => need,
             Err(j) => {
                 let why = holdable[j].as_ref().err().cloned().unwrap_or_default();
@@ -390,7 +439,7 @@ pub fn partition_weighted(policy: &Policy, profile: &NicProfile, packets: Option
     let mut layers: Vec<Layers> = vec![(None, None); n];
     let order: Vec<usize> = on_nic.iter().copied().collect();
     let pass: Vec<bool> = policy.rules.iter().map(|r| matches!(r.action, Action::Allow)).collect();
-    relayer(&index, &order, &placed, &pass, &mut layers);
+    relayer(index, &order, &placed, &pass, &mut layers);
     let mut in_use: BTreeSet<(u8, u32)> = BTreeSet::new();
     let mut keep = groups.len();
     for (g, (_, added)) in groups.iter().enumerate() {
@@ -450,7 +499,7 @@ pub fn partition_weighted(policy: &Policy, profile: &NicProfile, packets: Option
     }
     // Frag bits are maskable only as the profile's fragment support says;
     // leave them to their exact encodings.
-    let minimised = minimise(&index, &mut by_rule, |f| {
+    let minimised = minimise(index, &mut by_rule, |f| {
         f != Field::Frag && profile.match_kind(f) == MatchKind::Masked
     });
     Partition {

@@ -1005,16 +1005,26 @@ impl Report {
         let mut steps = vec![step(0, policy, n, 0, part)];
         let weights = inp.counters.map(|c| &c.packets);
         if nic_stage && n > 0 {
-            for pct in GROWTH_STEPS {
-                let (g, unmoved) = grown_policy(policy, pct);
-                let w: Option<Vec<u64>> = weights.map(|w| {
-                    let mut w = w.clone();
-                    w.resize(g.rules.len(), 0);
-                    w
-                });
-                let gp = partition_weighted(&g, profile, w.as_deref());
-                steps.push(step(pct, &g, n, unmoved, &gp));
-            }
+            // The steps are independent: one thread each.
+            let grown: Vec<GrowthStep> = std::thread::scope(|scope| {
+                let handles: Vec<_> = GROWTH_STEPS
+                    .into_iter()
+                    .map(|pct| {
+                        scope.spawn(move || {
+                            let (g, unmoved) = grown_policy(policy, pct);
+                            let w: Option<Vec<u64>> = weights.map(|w| {
+                                let mut w = w.clone();
+                                w.resize(g.rules.len(), 0);
+                                w
+                            });
+                            let gp = partition_weighted(&g, profile, w.as_deref());
+                            step(pct, &g, n, unmoved, &gp)
+                        })
+                    })
+                    .collect();
+                handles.into_iter().map(|h| h.join().expect("growth step")).collect()
+            });
+            steps.extend(grown);
         }
         let nic_rules = nic_decides + nic_pass;
         let linear = (nic_stage && nic_rules > 0).then(|| {
