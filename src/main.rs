@@ -548,15 +548,21 @@ struct Planned {
 }
 
 impl Planned {
-    fn report(&self) -> compiler::report::Report {
-        compiler::report::Report::new(&compiler::report::Inputs {
+    /// The capacity report; `growth` adds the growth projection.
+    fn report(&self, growth: bool) -> compiler::report::Report {
+        let inputs = compiler::report::Inputs {
             policy_name: &self.file,
             policy: &self.policy,
             profile: &self.profile,
             profile_capacity: self.profile_capacity,
             partition: &self.partition,
             counters: self.counters.as_ref(),
-        })
+        };
+        if growth {
+            compiler::report::Report::new(&inputs)
+        } else {
+            compiler::report::Report::without_growth(&inputs)
+        }
     }
 }
 
@@ -610,7 +616,7 @@ fn plan(a: PlanArgs) -> Result<ExitCode> {
         Ok(x) => x,
         Err(code) => return Ok(code),
     };
-    let report = planned.report();
+    let report = planned.report(true);
     let text = match a.format {
         PlanFormat::Text => report.to_text(),
         PlanFormat::Json => format!("{}\n", serde_json::to_string_pretty(&report.to_json())?),
@@ -628,7 +634,9 @@ fn compile(a: CompileArgs) -> Result<ExitCode> {
         Ok(x) => x,
         Err(code) => return Ok(code),
     };
-    let plan = planned.report().to_json();
+    // plan.json is the plan without its growth projection, which only
+    // planners need (`palisade plan` computes it).
+    let plan = planned.report(false).to_json();
     let files = compiler::artifacts::artifacts(&planned.policy, &planned.profile.name, &planned.partition, &plan);
     std::fs::create_dir_all(&a.out).with_context(|| format!("cannot create {}", a.out.display()))?;
     // Every file is written beside its final name first, then renamed: a

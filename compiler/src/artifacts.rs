@@ -16,10 +16,10 @@
 //! Everything here is a pure function of its inputs: no time, no host name,
 //! no hash-map order, so the same inputs give the same bytes.
 
+use serde::Serialize;
 use serde_json::{json, Value};
 
 use crate::ir::{Action, Policy, Rate};
-use crate::key::Family;
 use crate::partition::Partition;
 use crate::tcam::checkers::Encoding;
 use crate::tcam::entry::{describe, expand_policy, EntryAction, Expansion};
@@ -61,41 +61,59 @@ fn rate_limit(a: &Action) -> Option<Value> {
     }
 }
 
-fn entry_json(policy: &Policy, e: &TcamEntry, width: u32, nic: bool) -> Value {
+/// One NIC entry.
+#[derive(Serialize)]
+struct NicEntry {
+    priority: u32,
+    /// `drop`, `police` or `pass`.
+    action: &'static str,
+    /// The rule's id; none for pass entries.
+    rule: Option<String>,
+    family: Option<&'static str>,
+    value: String,
+    mask: String,
+    /// Readable form of the fields the entry compares.
+    #[serde(rename = "match")]
+    matches: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    police: Option<Value>,
+}
+
+fn nic_entry(policy: &Policy, e: &TcamEntry, width: u32) -> NicEntry {
     let rule = &policy.rules[e.rule as usize];
-    let family = if e.mask.get(Field::Family) == 1 {
-        Some(if e.value.get(Field::Family) == 1 {
-            Family::V6
+    let family = (e.mask.get(Field::Family) == 1).then(|| {
+        if e.value.get(Field::Family) == 1 {
+            "ipv6"
         } else {
-            Family::V4
-        })
-    } else {
-        None
-    };
-    let mut v = json!({
-        "value": hex(&e.value, width),
-        "mask": hex(&e.mask, width),
-        "match": describe(e),
-    });
-    if nic {
-        let (action, rule_id) = match (e.action, &rule.action) {
-            (EntryAction::PassToHost, _) => ("pass", Value::Null),
-            (EntryAction::Rule, Action::RateLimit(_)) => ("police", json!(rule.id)),
-            (EntryAction::Rule, _) => ("drop", json!(rule.id)),
-        };
-        v["priority"] = json!(e.priority);
-        v["action"] = json!(action);
-        v["rule"] = rule_id;
-        v["family"] = json!(family.map(|f| if f == Family::V6 { "ipv6" } else { "ipv4" }));
-        if e.action == EntryAction::Rule {
-            if let Some(rl) = rate_limit(&rule.action) {
-                v["police"] = rl;
-            }
+            "ipv4"
         }
-    } else {
-        v["rule"] = json!(e.rule);
+    });
+    let (action, rule_id) = match (e.action, &rule.action) {
+        (EntryAction::PassToHost, _) => ("pass", None),
+        (EntryAction::Rule, Action::RateLimit(_)) => ("police", Some(rule.id.clone())),
+        (EntryAction::Rule, _) => ("drop", Some(rule.id.clone())),
+    };
+    NicEntry {
+        priority: e.priority,
+        action,
+        rule: rule_id,
+        family,
+        value: hex(&e.value, width),
+        mask: hex(&e.mask, width),
+        matches: describe(e),
+        police: (e.action == EntryAction::Rule)
+            .then(|| rate_limit(&rule.action))
+            .flatten(),
     }
-    v
+}
+
+/// One host entry; the host table is large, so it is written without a
+/// readable form (its rule's `line` points at the policy text).
+#[derive(Serialize)]
+struct HostEntry {
+    rule: u32,
+    value: String,
+    mask: String,
 }
 
 /// The NIC table of `part`.
@@ -124,7 +142,7 @@ pub fn nic_table(policy: &Policy, profile_name: &str, part: &Partition) -> Value
         "range_checkers": checkers,
         "priorities": part.priorities,
         "lookup": "lowest priority first; within one priority entries overlap only if they have the same action",
-        "entries": entries.iter().map(|e| entry_json(policy, e, width, true)).collect::<Vec<_>>(),
+        "entries": entries.iter().map(|e| nic_entry(policy, e, width)).collect::<Vec<_>>(),
     })
 }
 
@@ -156,7 +174,14 @@ pub fn host_table(policy: &Policy) -> Value {
         "non_first_fragment": policy.non_first_fragment.map(|v| v.name()),
         "lookup": "first matching entry in table order; its rule decides",
         "rules": rules,
-        "entries": entries.iter().map(|e| entry_json(policy, e, PACKET_KEY_BITS, false)).collect::<Vec<_>>(),
+        "entries": entries
+            .iter()
+            .map(|e| HostEntry {
+                rule: e.rule,
+                value: hex(&e.value, PACKET_KEY_BITS),
+                mask: hex(&e.mask, PACKET_KEY_BITS),
+            })
+            .collect::<Vec<_>>(),
     })
 }
 

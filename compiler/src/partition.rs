@@ -233,8 +233,7 @@ fn nic_can_hold(policy: &Policy, i: usize, profile: &NicProfile) -> Result<(), S
 
 /// Entries rule `i` takes on a priority-ordered NIC table.
 fn entry_count(policy: &Policy, i: usize, enc: &Encoding) -> usize {
-    let m = &policy.rules[i].matches;
-    expand_match(m, enc).len() * if m.family.is_some() { 1 } else { 2 }
+    crate::tcam::checkers::entry_count(&policy.rules[i].matches, enc)
 }
 
 /// The earlier rules rule `i` needs on the NIC and does not have yet:

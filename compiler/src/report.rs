@@ -821,6 +821,16 @@ impl Report {
     /// Build the report. Growth runs the partitioner once per step on a
     /// grown copy of the policy (see [`grown_policy`]).
     pub fn new(inp: &Inputs<'_>) -> Report {
+        Report::build(inp, true)
+    }
+
+    /// The report without the growth projection (which partitions three
+    /// grown policies): what `palisade compile` writes as plan.json.
+    pub fn without_growth(inp: &Inputs<'_>) -> Report {
+        Report::build(inp, false)
+    }
+
+    fn build(inp: &Inputs<'_>, growth: bool) -> Report {
         let (policy, profile, part) = (inp.policy, inp.profile, inp.partition);
         let n = policy.rules.len();
         let nic_stage = profile.capacity() > 0;
@@ -1004,7 +1014,7 @@ impl Report {
         // Growth.
         let mut steps = vec![step(0, policy, n, 0, part)];
         let weights = inp.counters.map(|c| &c.packets);
-        if nic_stage && n > 0 {
+        if growth && nic_stage && n > 0 {
             // The steps are independent: one thread each.
             let grown: Vec<GrowthStep> = std::thread::scope(|scope| {
                 let handles: Vec<_> = GROWTH_STEPS
@@ -1037,7 +1047,9 @@ impl Report {
                 priorities_full: part.priorities >= profile.max_prios() as usize,
             }
         });
-        let method = if nic_stage {
+        let method = if !growth {
+            "Not computed here: `palisade plan` projects growth.".to_string()
+        } else if nic_stage {
             format!(
                 "Simulated: for each step the partitioner runs again ({}) on the policy with ⌈rules × step⌉ copies \
                  of evenly spaced rules (every (100/step)-th, deterministic) appended after the last rule. A copy keeps \

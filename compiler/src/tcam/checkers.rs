@@ -126,6 +126,19 @@ fn other_alternatives(m: &Match) -> u64 {
         * if m.family.is_some() { 1 } else { 2 }
 }
 
+/// Entries a rule takes in a prioritised table with encoding `enc` (both
+/// families' copies for a rule without a family), counted without
+/// expanding it.
+pub fn entry_count(m: &Match, enc: &Encoding) -> usize {
+    let ports = |field: Field, set: &Option<crate::ir::PortSet>| -> u64 {
+        set.as_ref().map_or(1, |s| {
+            let (checked, cover) = enc.port_alternatives(field, &s.0);
+            (checked.len() + cover.len()) as u64
+        })
+    };
+    (other_alternatives(m) * ports(Field::SrcPort, &m.src_port) * ports(Field::DstPort, &m.dst_port)) as usize
+}
+
 /// Allocate up to `count` checkers to the port ranges of the rules at
 /// `rules`, to save the most entries (see the module doc).
 pub fn allocate(policy: &Policy, rules: &[usize], expansion: Expansion, count: u32) -> Encoding {
@@ -244,6 +257,14 @@ mod tests {
                 expand_match(&r.matches, &enc).len() * fam,
                 "rule {i}"
             );
+            let all: Vec<usize> = (0..p.rules.len()).collect();
+            for e in [enc.clone(), allocate(&p, &all, Expansion::Ternary, 2)] {
+                assert_eq!(
+                    entry_count(&r.matches, &e),
+                    expand_match(&r.matches, &e).len() * fam,
+                    "rule {i}"
+                );
+            }
         }
     }
 

@@ -146,16 +146,42 @@ pub fn minimise(
             if merged.contains(&v) {
                 continue;
             }
-            // The lowest mergeable bit of the mask whose partner exists.
-            let partner = (0..KEY_WORDS * 64).find_map(|b| {
-                let (w, bit) = (b / 64, 1u64 << (b % 64));
-                if mask.0[w] & bits.0[w] & bit == 0 {
-                    return None;
+            // The lowest mergeable bit of the mask whose partner exists: in
+            // a small group by comparing members, in a large one by looking
+            // each bit's partner up.
+            let single_bit = |u: &Bits| -> Option<(usize, u64)> {
+                let mut found = None;
+                for w in 0..KEY_WORDS {
+                    let d = v.0[w] ^ u.0[w];
+                    if d == 0 {
+                        continue;
+                    }
+                    if found.is_some() || d.count_ones() != 1 || d & mask.0[w] & bits.0[w] == 0 {
+                        return None;
+                    }
+                    found = Some((w, d));
                 }
-                let mut other = v;
-                other.0[w] ^= bit;
-                (values.contains(&other) && !merged.contains(&other)).then_some((w, bit, other))
-            });
+                found
+            };
+            let partner = if members.len() == 1 {
+                None
+            } else if members.len() <= 64 {
+                members
+                    .iter()
+                    .filter(|(u, _)| !merged.contains(u))
+                    .filter_map(|(u, _)| single_bit(u).map(|(w, bit)| (w, bit, *u)))
+                    .min_by_key(|&(w, bit, _)| (w, bit))
+            } else {
+                (0..KEY_WORDS * 64).find_map(|b| {
+                    let (w, bit) = (b / 64, 1u64 << (b % 64));
+                    if mask.0[w] & bits.0[w] & bit == 0 {
+                        return None;
+                    }
+                    let mut other = v;
+                    other.0[w] ^= bit;
+                    (values.contains(&other) && !merged.contains(&other)).then_some((w, bit, other))
+                })
+            };
             match partner {
                 Some((w, bit, other)) => {
                     merged.insert(v);

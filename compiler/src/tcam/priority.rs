@@ -105,11 +105,11 @@ pub fn overlaps(a: &Match, b: &Match) -> bool {
             return false;
         }
     }
-    addrs_meet(&a.src, &b.src)
-        && addrs_meet(&a.dst, &b.dst)
-        && lists_meet(&a.protocol, &b.protocol)
-        && ports_meet(&a.src_port, &b.src_port)
+    // Cheap fields first; the addresses, costliest, last (callers that
+    // find candidates through the address index have mostly checked them).
+    lists_meet(&a.protocol, &b.protocol)
         && ports_meet(&a.dst_port, &b.dst_port)
+        && ports_meet(&a.src_port, &b.src_port)
         && match (a.tcp_flags, b.tcp_flags) {
             (Some((v1, m1)), Some((v2, m2))) => (v1 ^ v2) & m1 & m2 == 0,
             _ => true,
@@ -119,6 +119,8 @@ pub fn overlaps(a: &Match, b: &Match) -> bool {
         && frag_meet(a, b)
         && lists_meet(&a.vlan, &b.vlan)
         && lists_meet(&a.dscp, &b.dscp)
+        && addrs_meet(&a.src, &b.src)
+        && addrs_meet(&a.dst, &b.dst)
 }
 
 /// Each rule's layer in each family: `layers[i] = (ipv4, ipv6)`, `None`
