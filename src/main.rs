@@ -619,7 +619,7 @@ fn plan(a: PlanArgs) -> Result<ExitCode> {
     let report = planned.report(true);
     let text = match a.format {
         PlanFormat::Text => report.to_text(),
-        PlanFormat::Json => format!("{}\n", serde_json::to_string_pretty(&report.to_json())?),
+        PlanFormat::Json => format!("{}\n", serde_json::to_string_pretty(&report)?),
         PlanFormat::Html => report.to_html(),
     };
     match &a.out {
@@ -636,7 +636,7 @@ fn compile(a: CompileArgs) -> Result<ExitCode> {
     };
     // plan.json is the plan without its growth projection, which only
     // planners need (`palisade plan` computes it).
-    let plan = planned.report(false).to_json();
+    let plan = planned.report(false);
     let files = compiler::artifacts::artifacts(&planned.policy, &planned.profile.name, &planned.partition, &plan);
     std::fs::create_dir_all(&a.out).with_context(|| format!("cannot create {}", a.out.display()))?;
     // Every file is written beside its final name first, then renamed: a

@@ -116,8 +116,34 @@ struct HostEntry {
     mask: String,
 }
 
+/// nic.json.
+#[derive(Serialize)]
+pub struct NicTable {
+    format: &'static str,
+    profile: String,
+    key: Value,
+    range_checkers: Vec<Value>,
+    priorities: usize,
+    lookup: &'static str,
+    entries: Vec<NicEntry>,
+}
+
+/// host.json.
+#[derive(Serialize)]
+pub struct HostTable {
+    format: &'static str,
+    key: Value,
+    default: &'static str,
+    non_ip: &'static str,
+    malformed: &'static str,
+    non_first_fragment: Option<&'static str>,
+    lookup: &'static str,
+    rules: Vec<Value>,
+    entries: Vec<HostEntry>,
+}
+
 /// The NIC table of `part`.
-pub fn nic_table(policy: &Policy, profile_name: &str, part: &Partition) -> Value {
+pub fn nic_table(policy: &Policy, profile_name: &str, part: &Partition) -> NicTable {
     let width = PACKET_KEY_BITS + part.encoding.checkers.len() as u32;
     let mut entries: Vec<&TcamEntry> = part.nic_entries.iter().collect();
     entries.sort_by_key(|e| e.priority);
@@ -135,19 +161,19 @@ pub fn nic_table(policy: &Policy, profile_name: &str, part: &Partition) -> Value
             json!({"index": i, "field": field, "lo": c.lo, "hi": c.hi})
         })
         .collect();
-    json!({
-        "format": NIC_FORMAT,
-        "profile": profile_name,
-        "key": key_layout(width),
-        "range_checkers": checkers,
-        "priorities": part.priorities,
-        "lookup": "lowest priority first; within one priority entries overlap only if they have the same action",
-        "entries": entries.iter().map(|e| nic_entry(policy, e, width)).collect::<Vec<_>>(),
-    })
+    NicTable {
+        format: NIC_FORMAT,
+        profile: profile_name.to_string(),
+        key: key_layout(width),
+        range_checkers: checkers,
+        priorities: part.priorities,
+        lookup: "lowest priority first; within one priority entries overlap only if they have the same action",
+        entries: entries.iter().map(|e| nic_entry(policy, e, width)).collect(),
+    }
 }
 
 /// The host's tables: the whole policy.
-pub fn host_table(policy: &Policy) -> Value {
+pub fn host_table(policy: &Policy) -> HostTable {
     let enc = Encoding::covers(Expansion::Ternary);
     let entries = expand_policy(policy, &enc);
     let rules: Vec<Value> = policy
@@ -165,33 +191,38 @@ pub fn host_table(policy: &Policy) -> Value {
             v
         })
         .collect();
-    json!({
-        "format": HOST_FORMAT,
-        "key": key_layout(PACKET_KEY_BITS),
-        "default": policy.default.name(),
-        "non_ip": policy.non_ip.name(),
-        "malformed": policy.malformed.name(),
-        "non_first_fragment": policy.non_first_fragment.map(|v| v.name()),
-        "lookup": "first matching entry in table order; its rule decides",
-        "rules": rules,
-        "entries": entries
+    HostTable {
+        format: HOST_FORMAT,
+        key: key_layout(PACKET_KEY_BITS),
+        default: policy.default.name(),
+        non_ip: policy.non_ip.name(),
+        malformed: policy.malformed.name(),
+        non_first_fragment: policy.non_first_fragment.map(|v| v.name()),
+        lookup: "first matching entry in table order; its rule decides",
+        rules,
+        entries: entries
             .iter()
             .map(|e| HostEntry {
                 rule: e.rule,
                 value: hex(&e.value, PACKET_KEY_BITS),
                 mask: hex(&e.mask, PACKET_KEY_BITS),
             })
-            .collect::<Vec<_>>(),
-    })
+            .collect(),
+    }
 }
 
 /// Every artifact as (file name, bytes), in a fixed order.
-pub fn artifacts(policy: &Policy, profile_name: &str, part: &Partition, plan: &Value) -> Vec<(&'static str, Vec<u8>)> {
-    let pretty = |v: &Value| {
-        let mut s = serde_json::to_string_pretty(v).expect("JSON values serialise");
-        s.push('\n');
-        s.into_bytes()
-    };
+pub fn artifacts(
+    policy: &Policy,
+    profile_name: &str,
+    part: &Partition,
+    plan: &impl Serialize,
+) -> Vec<(&'static str, Vec<u8>)> {
+    fn pretty(v: &impl Serialize) -> Vec<u8> {
+        let mut s = serde_json::to_vec_pretty(v).expect("plain data serialises");
+        s.push(b'\n');
+        s
+    }
     vec![
         ("nic.json", pretty(&nic_table(policy, profile_name, part))),
         ("host.json", pretty(&host_table(policy))),

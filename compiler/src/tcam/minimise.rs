@@ -90,18 +90,18 @@ pub fn minimise(
         }
         by_rule[r] = kept;
     }
-    // 2. Pass entries that no later rule entry overlaps.
+    // 2. Pass entries that no later rule entry overlaps. The rules with
+    // rule entries get an index of their own.
+    let deciders: Vec<usize> = (0..n)
+        .filter(|&j| by_rule[j].first().is_some_and(|e| e.action == EntryAction::Rule))
+        .collect();
+    let decider_index = OverlapIndex::new(deciders.iter().map(|&j| index.get(j)).collect());
     for p in 0..n {
         if by_rule[p].first().is_none_or(|e| e.action != EntryAction::PassToHost) {
             continue;
         }
         let mut later = Vec::new();
-        index.earlier_overlaps(
-            p,
-            n,
-            |j| j > p && by_rule[j].first().is_some_and(|e| e.action == EntryAction::Rule),
-            |j| later.push(j),
-        );
+        decider_index.overlapping(index.get(p), |d| deciders[d] > p, |d| later.push(deciders[d]));
         let before_len = by_rule[p].len();
         let kept: Vec<TcamEntry> = by_rule[p]
             .iter()

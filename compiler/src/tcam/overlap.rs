@@ -271,6 +271,23 @@ impl<'m> OverlapIndex<'m> {
             self.dst.walk(hd, n, &mut visit);
         }
     }
+
+    /// Call `f` with every position of this index whose match overlaps `m`
+    /// (a match that need not be in the index) and for which `want` holds.
+    pub fn overlapping(&self, m: &Match, mut want: impl FnMut(usize) -> bool, mut f: impl FnMut(usize)) {
+        let n = self.matches.len();
+        let (hs, hd) = (hull(m.family, &m.src), hull(m.family, &m.dst));
+        let mut visit = |j: usize| {
+            if want(j) && overlaps(self.matches[j], m) {
+                f(j);
+            }
+        };
+        if self.src.count(hs, n) <= self.dst.count(hd, n) {
+            self.src.walk(hs, n, &mut visit);
+        } else {
+            self.dst.walk(hd, n, &mut visit);
+        }
+    }
 }
 
 #[cfg(test)]

@@ -154,6 +154,14 @@ pub type Layers = (Option<u32>, Option<u32>);
 /// no pass entries.
 pub fn relayer(index: &OverlapIndex, order: &[usize], member: &[bool], pass: &[bool], out: &mut [Layers]) {
     let is_pass = |k: usize| pass.get(k).copied().unwrap_or(false);
+    // A pass entry is ordered only after earlier entries that are not pass
+    // entries: those are looked up in an index of their own.
+    let deciders: Vec<usize> = if pass.is_empty() {
+        Vec::new()
+    } else {
+        (0..index.len()).filter(|&j| !is_pass(j)).collect()
+    };
+    let decider_index = OverlapIndex::new(deciders.iter().map(|&j| index.get(j)).collect());
     for &k in order {
         let k_pass = is_pass(k);
         let m = index.get(k);
@@ -178,10 +186,17 @@ pub fn relayer(index: &OverlapIndex, order: &[usize], member: &[bool], pass: &[b
         };
         {
             let view: &[Layers] = out;
-            let want = |j: usize| member[j] && !(k_pass && is_pass(j)) && raise(&view[j], false);
-            index.earlier_overlaps(k, k, want, |j| {
-                raise(&view[j], true);
-            });
+            if k_pass {
+                let want = |d: usize| deciders[d] < k && member[deciders[d]] && raise(&view[deciders[d]], false);
+                decider_index.overlapping(m, want, |d| {
+                    raise(&view[deciders[d]], true);
+                });
+            } else {
+                let want = |j: usize| member[j] && raise(&view[j], false);
+                index.earlier_overlaps(k, k, want, |j| {
+                    raise(&view[j], true);
+                });
+            }
         }
         out[k] = (has4.then_some(l4.get()), has6.then_some(l6.get()));
     }
