@@ -18,6 +18,12 @@
 //! - peak resident memory during that work (the high-water mark is reset
 //!   before each set and profile through /proc/self/clear_refs).
 //!
+//! - for comparison, measured in the same run: how long `nft -f` takes to
+//!   load the same rules (one nftables rule per policy rule, in a fresh
+//!   network namespace; median of 3), and compile+plan's share of it.
+//!   Needs root and `nft` (scripts/setup.sh installs nftables); otherwise
+//!   the column says why it is missing.
+//!
 //! Set PALISADE_BENCH_SETS to a comma-separated list to run only some sets.
 
 mod common;
@@ -46,6 +52,93 @@ fn reset_peak() {
     let _ = std::fs::write("/proc/self/clear_refs", "5");
 }
 
+/// The policy as an nftables ruleset: one rule per policy rule, same
+/// fields, in an `inet` table's input chain (what nftables would load to
+/// enforce it in software).
+fn nft_ruleset(policy: &compiler::ir::Policy) -> String {
+    use compiler::ir::{Action, AddrSet};
+    use compiler::key::{to_ip, Family};
+    let set = |items: Vec<String>| {
+        if items.len() == 1 {
+            items.into_iter().next().unwrap()
+        } else {
+            format!("{{ {} }}", items.join(", "))
+        }
+    };
+    let addrs = |s: &AddrSet| {
+        let w = s.family.bits();
+        set(s
+            .prefixes
+            .iter()
+            .map(|p| format!("{}/{}", to_ip(s.family, p.bits), p.len.min(w)))
+            .collect())
+    };
+    let mut out = String::from(
+        "table inet palisade_bench {\n  chain input {\n    type filter hook input priority 0; policy accept;\n",
+    );
+    for r in &policy.rules {
+        let m = &r.matches;
+        let mut parts = Vec::new();
+        for (dir, a) in [("saddr", &m.src), ("daddr", &m.dst)] {
+            if let Some(a) = a {
+                let fam = if a.family == Family::V6 { "ip6" } else { "ip" };
+                parts.push(format!("{fam} {dir} {}", addrs(a)));
+            }
+        }
+        if m.src.is_none() && m.dst.is_none() {
+            if let Some(f) = m.family {
+                parts.push(format!(
+                    "meta nfproto {}",
+                    if f == Family::V6 { "ipv6" } else { "ipv4" }
+                ));
+            }
+        }
+        if let Some(p) = &m.protocol {
+            parts.push(format!("meta l4proto {}", set(p.iter().map(u8::to_string).collect())));
+        }
+        for (dir, ports) in [("sport", &m.src_port), ("dport", &m.dst_port)] {
+            if let Some(ps) = ports {
+                let items =
+                    ps.0.iter()
+                        .map(|&(a, b)| if a == b { a.to_string() } else { format!("{a}-{b}") });
+                parts.push(format!("th {dir} {}", set(items.collect())));
+            }
+        }
+        let verdict = if matches!(r.action, Action::Allow) {
+            "accept"
+        } else {
+            "drop"
+        };
+        out.push_str(&format!("    {} counter {verdict}\n", parts.join(" ")));
+    }
+    out.push_str("  }\n}\n");
+    out
+}
+
+/// Median time of `nft -f` loading `ruleset` into a fresh network
+/// namespace, or why it could not be measured.
+fn nft_load(ruleset: &str) -> Result<std::time::Duration, String> {
+    let file = std::env::temp_dir().join(format!("palisade-bench-{}.nft", std::process::id()));
+    std::fs::write(&file, ruleset).map_err(|e| e.to_string())?;
+    let mut times = Vec::new();
+    for _ in 0..3 {
+        let t = Instant::now();
+        let out = std::process::Command::new("unshare")
+            .args(["-n", "nft", "-f"])
+            .arg(&file)
+            .output()
+            .map_err(|e| format!("unshare/nft: {e}"))?;
+        if !out.status.success() {
+            let _ = std::fs::remove_file(&file);
+            let err = String::from_utf8_lossy(&out.stderr);
+            return Err(err.lines().next().unwrap_or("nft failed").to_string());
+        }
+        times.push(t.elapsed());
+    }
+    let _ = std::fs::remove_file(&file);
+    Ok(common::median(times))
+}
+
 fn read_set(name: &str) -> String {
     let dir = common::data_dir();
     let plain = dir.join(name);
@@ -64,7 +157,7 @@ fn main() {
     let sets = std::env::var("PALISADE_BENCH_SETS").unwrap_or_else(|_| default_sets.to_string());
     let profiles = ["none", "mlx5", "ice", "ranges", "fpga"];
     println!(
-        "{:<12} {:<7} {:>6} {:>7} {:>7} {:>8} {:>8} {:>5} {:>7} {:>7} {:>12} {:>9} {:>8}",
+        "{:<12} {:<7} {:>6} {:>7} {:>7} {:>8} {:>8} {:>5} {:>7} {:>7} {:>12} {:>9} {:>8} {:>9}",
         "set",
         "profile",
         "rules",
@@ -77,12 +170,14 @@ fn main() {
         "NIC dec",
         "compile+plan",
         "+report",
-        "peak MiB"
+        "peak MiB",
+        "vs nft -f"
     );
     for set in sets.split(',').filter(|s| !s.is_empty()) {
         let text = read_set(set);
         let policy = classbench::parse_rules(set, &text, Actions::Mixed).expect("rules parse");
         drop(text);
+        let nft = nft_load(&nft_ruleset(&policy));
         let naive = expand_policy(&policy, &Encoding::covers(Expansion::Prefix)).len();
         for name in profiles {
             let profile = NicProfile::by_name(name).expect("shipped profile");
@@ -101,6 +196,7 @@ fn main() {
                 result = Some(part);
             }
             let part = result.expect("three runs");
+            let compile_plan = common::median(times);
             let t = Instant::now();
             let report = Report::new(&Inputs {
                 policy_name: set,
@@ -118,7 +214,7 @@ fn main() {
             let decides = part.placements.iter().filter(|p| **p == Placement::NicDecides).count();
             let n = policy.rules.len() as f64;
             println!(
-                "{:<12} {:<7} {:>6} {:>7} {:>7} {:>8.3} {:>8.3} {:>5} {:>7} {:>7} {:>10.1}ms {:>7.1}ms {:>8.1}",
+                "{:<12} {:<7} {:>6} {:>7} {:>7} {:>8.3} {:>8.3} {:>5} {:>7} {:>7} {:>10.1}ms {:>7.1}ms {:>8.1} {:>9}",
                 set,
                 name,
                 policy.rules.len(),
@@ -129,10 +225,21 @@ fn main() {
                 prios.len(),
                 part.nic_entries.len(),
                 decides,
-                common::median(times).as_secs_f64() * 1e3,
+                compile_plan.as_secs_f64() * 1e3,
                 report_time.as_secs_f64() * 1e3,
-                peak
+                peak,
+                nft.as_ref().map_or("-".to_string(), |t| format!(
+                    "{:.2}",
+                    compile_plan.as_secs_f64() / t.as_secs_f64()
+                ))
             );
+        }
+        match &nft {
+            Ok(t) => println!(
+                "{set:<12} nft -f of the same rules into a fresh namespace: {:.1}ms",
+                t.as_secs_f64() * 1e3
+            ),
+            Err(why) => println!("{set:<12} nft -f not measured: {why}"),
         }
     }
 }

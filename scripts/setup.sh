@@ -6,7 +6,9 @@ set -euo pipefail
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 
-PACKAGES=(build-essential pkg-config xz-utils iproute2 chromium fonts-dejavu-core)
+# chromium: the HTML plan test renders the report headless; nftables: the
+# tcam bench loads the same rules with nft -f for comparison.
+PACKAGES=(build-essential pkg-config xz-utils iproute2 chromium fonts-dejavu-core nftables)
 
 missing=()
 for p in "${PACKAGES[@]}"; do
