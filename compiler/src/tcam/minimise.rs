@@ -55,6 +55,29 @@ fn before(a: &TcamEntry, b: &TcamEntry) -> bool {
                 || (a.action == EntryAction::PassToHost && b.action == EntryAction::PassToHost)))
 }
 
+/// `f(0) … f(n − 1)` on up to two threads (the work is uneven, so the
+/// threads take interleaved positions).
+fn par_map<T: Send>(n: usize, f: impl Fn(usize) -> T + Sync) -> Vec<T> {
+    let threads = std::thread::available_parallelism().map_or(1, |p| p.get()).min(2);
+    if threads == 1 || n < 256 {
+        return (0..n).map(f).collect();
+    }
+    let f = &f;
+    let parts: Vec<Vec<T>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..threads)
+            .map(|t| scope.spawn(move || (t..n).step_by(threads).map(f).collect::<Vec<T>>()))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("minimise worker"))
+            .collect()
+    });
+    let mut iters: Vec<_> = parts.into_iter().map(Vec::into_iter).collect();
+    (0..n)
+        .map(|i| iters[i % threads].next().expect("one result per position"))
+        .collect()
+}
+
 /// Minimise `by_rule` in place: `by_rule[i]` holds the entries of the rule
 /// at position `i` of `index` (empty when it has none). `mergeable` says
 /// which fields take arbitrary masks on this NIC.
@@ -68,53 +91,68 @@ pub fn minimise(
         before: by_rule.iter().map(Vec::len).sum(),
         ..MinimiseStats::default()
     };
-    // 1. Covered entries, rule by rule in policy order.
-    for r in 0..n {
-        if by_rule[r].is_empty() {
-            continue;
+    // 1. Covered entries. Each rule is checked against the entries as they
+    // came in (an entry covered by one that is itself dropped is covered by
+    // what covers that one, looked up earlier still), so the rules are
+    // independent and checked in parallel.
+    let table: &[Vec<TcamEntry>] = by_rule;
+    let kept: Vec<Option<Vec<TcamEntry>>> = par_map(n, |r| {
+        if table[r].is_empty() {
+            return None;
         }
         let mut earlier = Vec::new();
-        index.earlier_covering(r, |j| !by_rule[j].is_empty(), |j| earlier.push(j));
-        let mut kept: Vec<TcamEntry> = Vec::with_capacity(by_rule[r].len());
-        for e in &by_rule[r] {
-            let hidden = earlier
-                .iter()
-                .flat_map(|&j| by_rule[j].iter())
-                .chain(kept.iter())
-                .any(|f| before(f, e) && covers(f, e));
-            if hidden {
-                stats.covered += 1;
-            } else {
-                kept.push(*e);
-            }
+        index.earlier_covering(r, |j| !table[j].is_empty(), |j| earlier.push(j));
+        let own = &table[r];
+        let kept: Vec<TcamEntry> = own
+            .iter()
+            .enumerate()
+            .filter(|&(x, e)| {
+                !earlier
+                    .iter()
+                    .flat_map(|&j| table[j].iter())
+                    .chain(own[..x].iter())
+                    .any(|f| before(f, e) && covers(f, e))
+            })
+            .map(|(_, e)| *e)
+            .collect();
+        (kept.len() < own.len()).then_some(kept)
+    });
+    for (r, k) in kept.into_iter().enumerate() {
+        if let Some(k) = k {
+            stats.covered += by_rule[r].len() - k.len();
+            by_rule[r] = k;
         }
-        by_rule[r] = kept;
     }
     // 2. Pass entries that no later rule entry overlaps. The rules with
-    // rule entries get an index of their own.
+    // rule entries get an index of their own; pass rules are independent.
     let deciders: Vec<usize> = (0..n)
         .filter(|&j| by_rule[j].first().is_some_and(|e| e.action == EntryAction::Rule))
         .collect();
     let decider_index = OverlapIndex::new(deciders.iter().map(|&j| index.get(j)).collect());
-    for p in 0..n {
-        if by_rule[p].first().is_none_or(|e| e.action != EntryAction::PassToHost) {
-            continue;
+    let table: &[Vec<TcamEntry>] = by_rule;
+    let kept: Vec<Option<Vec<TcamEntry>>> = par_map(n, |p| {
+        if table[p].first().is_none_or(|e| e.action != EntryAction::PassToHost) {
+            return None;
         }
         let mut later = Vec::new();
         decider_index.overlapping(index.get(p), |d| deciders[d] > p, |d| later.push(deciders[d]));
-        let before_len = by_rule[p].len();
-        let kept: Vec<TcamEntry> = by_rule[p]
+        let kept: Vec<TcamEntry> = table[p]
             .iter()
             .filter(|e| {
                 later
                     .iter()
-                    .flat_map(|&j| by_rule[j].iter())
+                    .flat_map(|&j| table[j].iter())
                     .any(|f| f.priority > e.priority && overlap(e, f))
             })
             .copied()
             .collect();
-        stats.pass_unneeded += before_len - kept.len();
-        by_rule[p] = kept;
+        (kept.len() < table[p].len()).then_some(kept)
+    });
+    for (p, k) in kept.into_iter().enumerate() {
+        if let Some(k) = k {
+            stats.pass_unneeded += by_rule[p].len() - k.len();
+            by_rule[p] = k;
+        }
     }
     // 3. Merge pass entries of one priority and mask.
     let mut bits = Bits::default();
