@@ -5,8 +5,8 @@
 //!   each with its action and, for drop and police entries, its rule;
 //! - `host.json`: the host's tables, the whole policy (DESIGN §4: XDP holds
 //!   all of it): every rule's action, and its value/mask entries in policy
-//!   order (the first matching entry's rule decides), with the reserved
-//!   outcomes;
+//!   order (the first matching entry's rule decides; entries an earlier one
+//!   covers are dropped), with the reserved outcomes;
 //! - `plan.json`: the capacity report ([`crate::report`]).
 //!
 //! Keys, values and masks use the layout of [`crate::tcam::layout`]; a value
@@ -24,6 +24,7 @@ use crate::partition::Partition;
 use crate::tcam::checkers::Encoding;
 use crate::tcam::entry::{describe, expand_policy, EntryAction, Expansion};
 use crate::tcam::layout::{Bits, Field, LAYOUT, PACKET_KEY_BITS};
+use crate::tcam::minimise::minimise_table;
 use crate::tcam::TcamEntry;
 
 /// Version tags of the formats.
@@ -138,6 +139,8 @@ pub struct HostTable {
     malformed: &'static str,
     non_first_fragment: Option<&'static str>,
     lookup: &'static str,
+    /// Entries dropped because an earlier entry covers them.
+    covered_entries_dropped: usize,
     rules: Vec<Value>,
     entries: Vec<HostEntry>,
 }
@@ -175,7 +178,7 @@ pub fn nic_table(policy: &Policy, profile_name: &str, part: &Partition) -> NicTa
 /// The host's tables: the whole policy.
 pub fn host_table(policy: &Policy) -> HostTable {
     let enc = Encoding::covers(Expansion::Ternary);
-    let entries = expand_policy(policy, &enc);
+    let (entries, minimised) = minimise_table(policy, expand_policy(policy, &enc));
     let rules: Vec<Value> = policy
         .rules
         .iter()
@@ -199,6 +202,7 @@ pub fn host_table(policy: &Policy) -> HostTable {
         malformed: policy.malformed.name(),
         non_first_fragment: policy.non_first_fragment.map(|v| v.name()),
         lookup: "first matching entry in table order; its rule decides",
+        covered_entries_dropped: minimised.covered,
         rules,
         entries: entries
             .iter()

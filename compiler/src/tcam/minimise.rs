@@ -78,6 +78,23 @@ fn par_map<T: Send>(n: usize, f: impl Fn(usize) -> T + Sync) -> Vec<T> {
         .collect()
 }
 
+/// Entry comparisons pass 1 may spend on one rule.
+const COVER_CHECK_BUDGET: usize = 20_000_000;
+
+/// Minimise a whole-policy table (every entry with its rule's own action,
+/// as [`super::expand_policy`] builds the host's table): only covered
+/// entries can go, since there are no pass entries. Entries stay in rule
+/// order.
+pub fn minimise_table(policy: &crate::ir::Policy, entries: Vec<TcamEntry>) -> (Vec<TcamEntry>, MinimiseStats) {
+    let index = OverlapIndex::new(policy.rules.iter().map(|r| &r.matches).collect());
+    let mut by_rule: Vec<Vec<TcamEntry>> = vec![Vec::new(); policy.rules.len()];
+    for e in entries {
+        by_rule[e.rule as usize].push(e);
+    }
+    let stats = minimise(&index, &mut by_rule, |_| false);
+    (by_rule.into_iter().flatten().collect(), stats)
+}
+
 /// Minimise `by_rule` in place: `by_rule[i]` holds the entries of the rule
 /// at position `i` of `index` (empty when it has none). `mergeable` says
 /// which fields take arbitrary masks on this NIC.
@@ -103,6 +120,12 @@ pub fn minimise(
         let mut earlier = Vec::new();
         index.earlier_covering(r, |j| !table[j].is_empty(), |j| earlier.push(j));
         let own = &table[r];
+        // Keeping a covered entry is always exact, so a rule whose check
+        // would cost more than the budget keeps all its entries.
+        let others: usize = earlier.iter().map(|&j| table[j].len()).sum();
+        if own.len().saturating_mul(others + own.len()) > COVER_CHECK_BUDGET {
+            return None;
+        }
         let kept: Vec<TcamEntry> = own
             .iter()
             .enumerate()
