@@ -175,10 +175,17 @@ pub fn nic_table(policy: &Policy, profile_name: &str, part: &Partition) -> NicTa
     }
 }
 
+/// The entries of the host's table, in lookup order: the whole policy with
+/// ternary port covers, entries that an earlier entry covers dropped. The
+/// XDP classifier is built from exactly these.
+pub fn host_entries(policy: &Policy) -> (Vec<TcamEntry>, crate::tcam::minimise::MinimiseStats) {
+    let enc = Encoding::covers(Expansion::Ternary);
+    minimise_table(policy, expand_policy(policy, &enc))
+}
+
 /// The host's tables: the whole policy.
 pub fn host_table(policy: &Policy) -> HostTable {
-    let enc = Encoding::covers(Expansion::Ternary);
-    let (entries, minimised) = minimise_table(policy, expand_policy(policy, &enc));
+    let (entries, minimised) = host_entries(policy);
     let rules: Vec<Value> = policy
         .rules
         .iter()

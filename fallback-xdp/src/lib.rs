@@ -1,10 +1,13 @@
 //! The host data plane: an XDP program that decides every packet the NIC
-//! does not finally decide.
+//! does not finally decide (DESIGN §4: it holds the whole policy).
 //!
-//! This crate will hold the BPF program (C under `bpf/`, built with clang by
-//! `build.rs` and embedded), its map layout with the constants shared with
-//! Rust, the aya loader and attach/pin lifecycle, table population from the
-//! compiler's host tables, atomic generation swaps, per-rule counters, rate
-//! limits, sampled decision logs, and evaluation through BPF_PROG_TEST_RUN.
-//!
-//! Nothing is implemented yet; see the XDP issue and DESIGN.md §4–5.
+//! - `bpf/palisade.bpf.c`: the program (C, built by build.rs with clang and
+//!   embedded), with its parser, classifier lookup, actions and counters;
+//!   `bpf/abi.h` holds every number the program and this crate share.
+//! - [`tree`]: the classifier built from the host table.
+//! - [`loader`]: loads the program with aya, fills its maps from a policy,
+//!   and evaluates frames through BPF_PROG_TEST_RUN.
+
+pub mod abi;
+pub mod loader;
+pub mod tree;

@@ -1,0 +1,515 @@
+// SPDX-License-Identifier: GPL-2.0
+/* Palisade's host data plane: parse a frame exactly as the reference parser
+ * does (compiler/src/wire.rs, DESIGN §1), build the match key of
+ * compiler/src/tcam/layout.rs, find the first matching entry of the host
+ * table through the classifier trees the loader built, and act on the rule:
+ * allow, deny or rate-limit, with per-rule counters.
+ *
+ * Build: clang -O2 -g -target bpf (build.rs). Loaded by the aya loader in
+ * src/, which sizes and fills every map before the program is attached. */
+#include <linux/bpf.h>
+#include <linux/types.h>
+#include <bpf/bpf_helpers.h>
+
+#include "abi.h"
+
+_Static_assert(sizeof(struct node) == NODE_SIZE, "node");
+_Static_assert(sizeof(struct leaf_entry) == LEAF_ENTRY_SIZE, "leaf_entry");
+_Static_assert(sizeof(struct tree) == TREE_SIZE, "tree");
+_Static_assert(sizeof(struct rule_conf) == RULE_CONF_SIZE, "rule_conf");
+_Static_assert(sizeof(struct bucket) == BUCKET_SIZE, "bucket");
+_Static_assert(sizeof(struct config) == CONFIG_SIZE, "config");
+_Static_assert(sizeof(struct counter) == COUNTER_SIZE, "counter");
+_Static_assert(sizeof(struct last) == LAST_SIZE, "last");
+
+/* Set by the loader before the program is loaded; the verifier drops the
+ * code behind a flag that is off. */
+/* Record each decision and its key in `last` (evaluation through
+ * BPF_PROG_TEST_RUN reads it back). */
+const volatile __u32 record_last = 0;
+/* Take the time from `clock` instead of the kernel's clock, so rate limits
+ * can be checked exactly against the reference on recorded timestamps. */
+const volatile __u32 test_clock = 0;
+
+/* Map sizes are placeholders: the loader sets each to what the policy needs. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct config);
+} config SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct tree);
+} trees SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct node);
+} nodes SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct leaf_entry);
+} leaf_entries SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct rule_conf);
+} rules SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct bucket);
+} buckets SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct counter);
+} counters SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct last);
+} last SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} clock SEC(".maps");
+
+#define ETH_HLEN 14
+#define ETH_P_IP 0x0800
+#define ETH_P_IPV6 0x86dd
+#define ETH_P_8021Q 0x8100
+#define ETH_P_8021AD 0x88a8
+
+#define IPPROTO_HOPOPTS 0
+#define IPPROTO_ICMP 1
+#define IPPROTO_TCP 6
+#define IPPROTO_UDP 17
+#define IPPROTO_ROUTING 43
+#define IPPROTO_FRAGMENT 44
+#define IPPROTO_AH 51
+#define IPPROTO_ICMPV6 58
+#define IPPROTO_DSTOPTS 60
+#define IPPROTO_SCTP 132
+#define IPPROTO_MH 135
+#define IPPROTO_HIP 139
+#define IPPROTO_SHIM6 140
+
+/* Key layout (compiler/src/tcam/layout.rs): bit offsets. */
+#define K_DSCP 0
+#define K_VLAN 6
+#define K_VLAN_VALID 18
+#define K_ICMP_CODE 19
+#define K_ICMP_TYPE 27
+#define K_ICMP_VALID 35
+#define K_TCP_FLAGS 36
+#define K_FLAGS_VALID 44
+#define K_DST_PORT 45
+#define K_SRC_PORT 61
+#define K_PORTS_VALID 77
+#define K_FRAG 78
+#define K_PROTO 80
+#define K_DST 88
+#define K_SRC 216
+#define K_FAMILY 344
+
+#define FRAG_IS_FRAGMENT 1
+#define FRAG_IS_LATER 2
+
+enum parse_result { PARSE_IP, PARSE_NON_IP, PARSE_MALFORMED };
+
+/* OR `v` (at most 64 bits, already masked to its width) into the key at bit
+ * `off`. Offsets are constants, so this folds to one or two ORs. */
+static __always_inline void put(__u64 *k, __u32 off, __u32 width, __u64 v)
+{
+	__u32 w = off / 64, b = off % 64;
+	k[w] |= v << b;
+	if (b && b + width > 64)
+		k[w + 1] |= v >> (64 - b);
+}
+
+static __always_inline __u16 be16(const __u8 *p)
+{
+	return ((__u16)p[0] << 8) | p[1];
+}
+
+static __always_inline __u64 be64(const __u8 *p)
+{
+	__u64 v = 0;
+#pragma unroll
+	for (int i = 0; i < 8; i++)
+		v = (v << 8) | p[i];
+	return v;
+}
+
+static __always_inline __u32 be32(const __u8 *p)
+{
+	return ((__u32)p[0] << 24) | ((__u32)p[1] << 16) | ((__u32)p[2] << 8) | p[3];
+}
+
+static __always_inline int is_ext_header(__u8 nh)
+{
+	return nh == IPPROTO_HOPOPTS || nh == IPPROTO_ROUTING || nh == IPPROTO_FRAGMENT ||
+	       nh == IPPROTO_AH || nh == IPPROTO_DSTOPTS || nh == IPPROTO_MH ||
+	       nh == IPPROTO_HIP || nh == IPPROTO_SHIM6;
+}
+
+/* The L4 rules of wire.rs rule 6: read ports, TCP flags or ICMP type/code
+ * from bytes [l4, end) of the frame. */
+static __always_inline int parse_l4(void *data, void *data_end, __u32 l4, __u32 end,
+				    __u8 proto, int v6, __u64 *k)
+{
+	if (l4 > MAX_PACKET_OFFSET || end > MAX_PACKET_OFFSET)
+		return PARSE_MALFORMED;
+	__u8 *p = data + l4;
+	__u32 avail = end - l4; /* end >= l4: checked by the callers */
+
+	if (proto == IPPROTO_TCP) {
+		if (avail < 20 || (void *)(p + 20) > data_end)
+			return PARSE_MALFORMED;
+		__u32 doff = p[12] >> 4;
+		if (doff < 5 || doff * 4 > avail)
+			return PARSE_MALFORMED;
+		put(k, K_SRC_PORT, 16, be16(p));
+		put(k, K_DST_PORT, 16, be16(p + 2));
+		put(k, K_PORTS_VALID, 1, 1);
+		put(k, K_TCP_FLAGS, 8, p[13]);
+		put(k, K_FLAGS_VALID, 1, 1);
+	} else if (proto == IPPROTO_UDP || proto == IPPROTO_SCTP) {
+		/* The header must fit in the IP payload (which lies inside the
+		 * frame); only the ports are read. */
+		if (avail < (proto == IPPROTO_UDP ? 8u : 12u) || (void *)(p + 4) > data_end)
+			return PARSE_MALFORMED;
+		put(k, K_SRC_PORT, 16, be16(p));
+		put(k, K_DST_PORT, 16, be16(p + 2));
+		put(k, K_PORTS_VALID, 1, 1);
+	} else if ((!v6 && proto == IPPROTO_ICMP) || (v6 && proto == IPPROTO_ICMPV6)) {
+		if (avail < 4 || (void *)(p + 4) > data_end)
+			return PARSE_MALFORMED;
+		put(k, K_ICMP_TYPE, 8, p[0]);
+		put(k, K_ICMP_CODE, 8, p[1]);
+		put(k, K_ICMP_VALID, 1, 1);
+	}
+	return PARSE_IP;
+}
+
+/* wire.rs rule 4. `off` is where the IPv4 header starts. */
+static __always_inline int parse_ipv4(void *data, void *data_end, __u32 off, __u64 *k,
+				      __u8 *later)
+{
+	if (off > MAX_PACKET_OFFSET)
+		return PARSE_MALFORMED;
+	__u8 *p = data + off;
+	if ((void *)(p + 20) > data_end)
+		return PARSE_MALFORMED;
+	__u32 len = data_end - data;
+	if ((p[0] >> 4) != 4)
+		return PARSE_MALFORMED;
+	__u32 ihl = (p[0] & 0x0f) * 4;
+	if (ihl < 20 || off + ihl > len)
+		return PARSE_MALFORMED;
+	__u32 total = be16(p + 2);
+	if (total < ihl || off + total > len)
+		return PARSE_MALFORMED;
+	__u16 frag = be16(p + 6);
+	__u8 proto = p[9];
+	put(k, K_DSCP, 6, p[1] >> 2);
+	put(k, K_PROTO, 8, proto);
+	put(k, K_SRC, 32, be32(p + 12));
+	put(k, K_DST, 32, be32(p + 16));
+	if (frag & 0x1fff) {
+		put(k, K_FRAG, 2, FRAG_IS_FRAGMENT | FRAG_IS_LATER);
+		*later = 1;
+		return PARSE_IP;
+	}
+	if (frag & 0x2000)
+		put(k, K_FRAG, 2, FRAG_IS_FRAGMENT);
+	return parse_l4(data, data_end, off + ihl, off + total, proto, 0, k);
+}
+
+/* wire.rs rule 5. */
+static __always_inline int parse_ipv6(void *data, void *data_end, __u32 off, __u64 *k,
+				      __u8 *later)
+{
+	if (off > MAX_PACKET_OFFSET)
+		return PARSE_MALFORMED;
+	__u8 *p = data + off;
+	if ((void *)(p + 40) > data_end)
+		return PARSE_MALFORMED;
+	__u32 len = data_end - data;
+	if ((p[0] >> 4) != 6)
+		return PARSE_MALFORMED;
+	__u32 end = off + 40 + be16(p + 4);
+	if (end > len)
+		return PARSE_MALFORMED;
+	__u8 tc = ((p[0] & 0x0f) << 4) | (p[1] >> 4);
+	put(k, K_DSCP, 6, tc >> 2);
+	put(k, K_FAMILY, 1, 1);
+	/* Addresses: bits 0-63 of the field are the low half of the address. */
+	put(k, K_SRC, 64, be64(p + 16));
+	put(k, K_SRC + 64, 64, be64(p + 8));
+	put(k, K_DST, 64, be64(p + 32));
+	put(k, K_DST + 64, 64, be64(p + 24));
+
+	__u8 nh = p[6];
+	__u32 pos = off + 40;
+	int first = 0;
+	for (int i = 0; i <= MAX_EXT_HEADERS; i++) {
+		if (!is_ext_header(nh))
+			break;
+		if (i == MAX_EXT_HEADERS)
+			return PARSE_MALFORMED; /* chain longer than the bound */
+		if (pos > MAX_PACKET_OFFSET || pos + 2 > end)
+			return PARSE_MALFORMED;
+		__u8 *h = data + pos;
+		if ((void *)(h + 2) > data_end)
+			return PARSE_MALFORMED;
+		__u32 hlen;
+		if (nh == IPPROTO_FRAGMENT)
+			hlen = 8;
+		else if (nh == IPPROTO_AH)
+			hlen = ((__u32)h[1] + 2) * 4;
+		else
+			hlen = ((__u32)h[1] + 1) * 8;
+		if (pos + hlen > end)
+			return PARSE_MALFORMED;
+		if (nh == IPPROTO_FRAGMENT) {
+			if ((void *)(h + 8) > data_end)
+				return PARSE_MALFORMED;
+			if (be16(h + 2) >> 3) {
+				put(k, K_FRAG, 2, FRAG_IS_FRAGMENT | FRAG_IS_LATER);
+				put(k, K_PROTO, 8, h[0]);
+				*later = 1;
+				return PARSE_IP;
+			}
+			first = 1;
+		}
+		nh = h[0];
+		pos += hlen;
+	}
+	if (first)
+		put(k, K_FRAG, 2, FRAG_IS_FRAGMENT);
+	put(k, K_PROTO, 8, nh);
+	return parse_l4(data, data_end, pos, end, nh, 1, k);
+}
+
+/* wire.rs rules 1-3: Ethernet and up to two VLAN tags. */
+static __always_inline int parse(void *data, void *data_end, __u64 *k, __u8 *later)
+{
+	__u8 *p = data;
+	if ((void *)(p + ETH_HLEN) > data_end)
+		return PARSE_MALFORMED;
+	__u16 et = be16(p + 12);
+	__u32 off = ETH_HLEN;
+#pragma unroll
+	for (int i = 0; i < MAX_VLAN_TAGS; i++) {
+		if (et != ETH_P_8021Q && et != ETH_P_8021AD)
+			break;
+		__u8 *t = data + off;
+		if ((void *)(t + 4) > data_end)
+			return PARSE_MALFORMED;
+		if (i == 0) {
+			put(k, K_VLAN, 12, be16(t) & 0x0fff);
+			put(k, K_VLAN_VALID, 1, 1);
+		}
+		et = be16(t + 2);
+		off += 4;
+	}
+	if (et == ETH_P_8021Q || et == ETH_P_8021AD)
+		return PARSE_MALFORMED; /* more tags than the parser reads */
+	if (et == ETH_P_IP)
+		return parse_ipv4(data, data_end, off, k, later);
+	if (et == ETH_P_IPV6)
+		return parse_ipv6(data, data_end, off, k, later);
+	return PARSE_NON_IP;
+}
+
+static __always_inline int entry_matches(const struct leaf_entry *e, const __u64 *k)
+{
+	__u64 d = 0;
+#pragma unroll
+	for (int i = 0; i < KEY_WORDS; i++)
+		d |= (k[i] ^ e->value[i]) & e->mask[i];
+	return d == 0;
+}
+
+/* The first entry of the host table that matches `k`: the lowest entry
+ * position over every tree's leaf. Returns the rule, or NO_ENTRY. */
+static __always_inline __u32 classify(const __u64 *k, __u32 ntrees)
+{
+	__u32 best = NO_ENTRY, rule = NO_ENTRY;
+
+	for (__u32 t = 0; t < MAX_TREES; t++) {
+		if (t >= ntrees)
+			break;
+		__u32 tk = t;
+		struct tree *tr = bpf_map_lookup_elem(&trees, &tk);
+		if (!tr)
+			break;
+		if (tr->min_entry >= best)
+			continue;
+		__u32 idx = tr->root;
+		struct node *n = 0;
+		for (int d = 0; d < MAX_DEPTH; d++) {
+			n = bpf_map_lookup_elem(&nodes, &idx);
+			if (!n || n->kind != NODE_INNER)
+				break;
+			__u64 w = k[n->word & KEY_SLOT_MASK];
+			idx = n->base + (__u32)((w >> (n->shift & 63)) & ((1ULL << (n->bits & 63)) - 1));
+		}
+		if (!n || n->kind != NODE_LEAF)
+			continue;
+		__u32 base = n->base, count = n->count;
+		for (__u32 i = 0; i < MAX_LEAF; i++) {
+			if (i >= count)
+				break;
+			__u32 li = base + i;
+			struct leaf_entry *e = bpf_map_lookup_elem(&leaf_entries, &li);
+			if (!e || e->entry >= best)
+				break;
+			if (entry_matches(e, k)) {
+				best = e->entry;
+				rule = e->rule;
+				break;
+			}
+		}
+	}
+	return rule;
+}
+
+static __always_inline __u64 now_ns(void)
+{
+	if (test_clock) {
+		__u32 zero = 0;
+		__u64 *c = bpf_map_lookup_elem(&clock, &zero);
+		return c ? *c : 0;
+	}
+	return bpf_ktime_get_ns();
+}
+
+/* One packet of `len` bytes through rule `r`'s bucket, exactly as the
+ * reference evaluator's Bucket::take. */
+static __always_inline __u32 police(__u32 r, __u32 len)
+{
+	struct bucket *b = bpf_map_lookup_elem(&buckets, &r);
+	if (!b)
+		return VERDICT_DENY;
+	__u64 now = now_ns();
+	__u64 cost = b->bits ? (__u64)len * 8 * NS_PER_SEC : NS_PER_SEC;
+	__u32 verdict = VERDICT_DENY;
+	bpf_spin_lock(&b->lock);
+	if (!b->started) {
+		b->started = 1;
+		b->last = now;
+	} else if (now > b->last) {
+		__u64 dt = now - b->last;
+		__u64 tokens = b->capacity;
+		if (dt < b->full_after_ns) {
+			tokens = b->tokens + dt * b->per_ns;
+			if (tokens > b->capacity)
+				tokens = b->capacity;
+		}
+		b->tokens = tokens;
+		b->last = now;
+	}
+	if (b->tokens >= cost) {
+		b->tokens -= cost;
+		verdict = VERDICT_ALLOW;
+	}
+	bpf_spin_unlock(&b->lock);
+	return verdict;
+}
+
+static __always_inline void count(__u32 slot, __u32 len)
+{
+	struct counter *c = bpf_map_lookup_elem(&counters, &slot);
+	if (c) {
+		c->packets += 1;
+		c->bytes += len;
+	}
+}
+
+SEC("xdp")
+int palisade(struct xdp_md *ctx)
+{
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+	__u32 len = data_end - data;
+	__u32 zero = 0;
+
+	struct config *cfg = bpf_map_lookup_elem(&config, &zero);
+	struct last *l = bpf_map_lookup_elem(&last, &zero);
+	if (!cfg || !l)
+		return XDP_PASS;
+	__u64 *k = l->key;
+#pragma unroll
+	for (int i = 0; i < KEY_SLOTS; i++)
+		k[i] = 0;
+
+	__u8 later = 0;
+	__u32 outcome, rule = NO_ENTRY, verdict, slot;
+	int pr = parse(data, data_end, k, &later);
+	if (pr == PARSE_MALFORMED) {
+		outcome = OUT_MALFORMED;
+		verdict = cfg->malformed_verdict;
+		slot = SLOT_MALFORMED;
+	} else if (pr == PARSE_NON_IP) {
+		outcome = OUT_NON_IP;
+		verdict = cfg->non_ip_verdict;
+		slot = SLOT_NON_IP;
+	} else {
+		rule = classify(k, cfg->trees);
+		struct rule_conf *rc = 0;
+		if (rule != NO_ENTRY)
+			rc = bpf_map_lookup_elem(&rules, &rule);
+		if (rc) {
+			outcome = OUT_RULE;
+			slot = rc->slot;
+			if (rc->action == ACTION_ALLOW)
+				verdict = VERDICT_ALLOW;
+			else if (rc->action == ACTION_DENY)
+				verdict = VERDICT_DENY;
+			else
+				verdict = police(rule, len);
+		} else if (later && cfg->non_first_fragment != FRAG_ACTION_NONE) {
+			rule = NO_ENTRY;
+			outcome = OUT_FRAGMENT;
+			verdict = cfg->non_first_fragment - 1;
+			slot = SLOT_FRAGMENT;
+		} else {
+			rule = NO_ENTRY;
+			outcome = OUT_DEFAULT;
+			verdict = cfg->default_verdict;
+			slot = SLOT_DEFAULT;
+		}
+	}
+	count(slot, len);
+	if (record_last) {
+		l->outcome = outcome;
+		l->rule = rule;
+		l->verdict = verdict;
+	}
+	return verdict == VERDICT_ALLOW ? XDP_PASS : XDP_DROP;
+}
+
+char LICENSE[] SEC("license") = "GPL";

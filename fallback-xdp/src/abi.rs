@@ -1,0 +1,122 @@
+//! The map values and codes shared with the XDP program. The numbers come
+//! from `bpf/abi.h` (build.rs turns its `#define`s into the constants
+//! below); each struct here mirrors the C struct of the same name, and its
+//! size is checked against the header's, as the C side checks its own.
+
+#![allow(dead_code)]
+
+include!(concat!(env!("OUT_DIR"), "/abi_consts.rs"));
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Node {
+    pub kind: u8,
+    pub word: u8,
+    pub shift: u8,
+    pub bits: u8,
+    pub base: u32,
+    pub count: u32,
+    pub pad: u32,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LeafEntry {
+    pub value: [u64; KEY_WORDS as usize],
+    pub mask: [u64; KEY_WORDS as usize],
+    pub entry: u32,
+    pub rule: u32,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Tree {
+    pub root: u32,
+    pub min_entry: u32,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RuleConf {
+    pub action: u8,
+    pub pad: [u8; 3],
+    pub slot: u32,
+    pub log_one_in: u32,
+    pub pad2: u32,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Bucket {
+    /// `struct bpf_spin_lock`: zero when unlocked.
+    pub lock: u32,
+    pub started: u32,
+    pub tokens: u64,
+    pub capacity: u64,
+    pub last: u64,
+    pub per_ns: u64,
+    pub full_after_ns: u64,
+    pub bits: u32,
+    pub pad: u32,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Config {
+    pub trees: u32,
+    pub default_verdict: u8,
+    pub non_ip_verdict: u8,
+    pub malformed_verdict: u8,
+    pub non_first_fragment: u8,
+    pub pad: u64,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Counter {
+    pub packets: u64,
+    pub bytes: u64,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Last {
+    pub outcome: u32,
+    pub rule: u32,
+    pub verdict: u32,
+    pub pad: u32,
+    pub key: [u64; KEY_SLOTS as usize],
+}
+
+macro_rules! same_size {
+    ($($t:ty = $n:expr),* $(,)?) => {
+        $(const _: () = assert!(std::mem::size_of::<$t>() == $n as usize);)*
+    };
+}
+
+same_size!(
+    Node = NODE_SIZE,
+    LeafEntry = LEAF_ENTRY_SIZE,
+    Tree = TREE_SIZE,
+    RuleConf = RULE_CONF_SIZE,
+    Bucket = BUCKET_SIZE,
+    Config = CONFIG_SIZE,
+    Counter = COUNTER_SIZE,
+    Last = LAST_SIZE,
+);
+
+// The key the program builds is the compiler's (compiler/src/tcam/layout.rs).
+const _: () = assert!(KEY_WORDS as usize == compiler::tcam::layout::KEY_WORDS);
+const _: () = assert!(MAX_VLAN_TAGS as usize == compiler::wire::MAX_VLAN_TAGS);
+const _: () = assert!(MAX_EXT_HEADERS as usize == compiler::wire::MAX_EXT_HEADERS);
+
+// SAFETY: plain-old-data `repr(C)` structs without padding holes that the
+// kernel could read uninitialised (every field is written).
+unsafe impl aya::Pod for Node {}
+unsafe impl aya::Pod for LeafEntry {}
+unsafe impl aya::Pod for Tree {}
+unsafe impl aya::Pod for RuleConf {}
+unsafe impl aya::Pod for Bucket {}
+unsafe impl aya::Pod for Config {}
+unsafe impl aya::Pod for Counter {}
+unsafe impl aya::Pod for Last {}
