@@ -24,6 +24,9 @@ pub struct Item {
     /// L2 frame length without FCS (the original length for captures).
     pub frame_len: u32,
     pub ts_ns: u64,
+    /// The frame's bytes as captured or built (empty for a 5-tuple taken
+    /// as written).
+    pub frame: Vec<u8>,
 }
 
 pub type Items = Box<dyn Iterator<Item = Result<Item>>>;
@@ -36,6 +39,7 @@ fn item(frame: &[u8], frame_len: u32, ts_ns: u64) -> Item {
         class,
         frame_len,
         ts_ns,
+        frame: frame.to_vec(),
     }
 }
 
@@ -71,6 +75,18 @@ pub fn read(path: &Path, rate: Option<u64>, as_packets: bool) -> Result<Items> {
     }
 }
 
+/// Whether `path` is a pcap or pcapng capture (by its magic number).
+pub fn is_capture(path: &Path) -> Result<bool> {
+    let mut f = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    let mut magic = [0u8; 4];
+    let n = f.read(&mut magic)?;
+    Ok(n == 4
+        && matches!(
+            magic,
+            [0xd4, 0xc3, 0xb2, 0xa1] | [0xa1, 0xb2, 0xc3, 0xd4] | [0x4d, 0x3c, 0xb2, 0xa1] | [0xa1, 0xb2, 0x3c, 0x4d] | [0x0a, 0x0d, 0x0d, 0x0a]
+        ))
+}
+
 /// `--rate` and `--as-packets` shape trace lines; a capture has real frames
 /// and timestamps, so asking for them is a usage error, not silently ignored.
 fn capture_flags(name: &str, rate: Option<u64>, as_packets: bool) -> Result<()> {
@@ -96,6 +112,7 @@ fn trace(path: &Path, rate: u64, as_packets: bool) -> Result<Items> {
                 facts: TrustFacts::default(),
                 frame_len: classbench::MIN_FRAME as u32,
                 ts_ns,
+                frame: Vec::new(),
             })
         }
     });

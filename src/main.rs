@@ -4,6 +4,7 @@
 //! `offload`, `fallback-xdp`, `sim`), and prints. Exit codes: 0 success or a
 //! valid policy, 1 an invalid policy or input, 2 a usage or I/O error.
 
+mod bench;
 mod example;
 mod input;
 
@@ -52,6 +53,39 @@ enum Command {
     /// The embedded example: an edge policy and packets that exercise it.
     #[command(subcommand)]
     Example(ExampleCommand),
+    /// Measure a data plane on a policy and a trace.
+    #[command(subcommand)]
+    Bench(BenchCommand),
+}
+
+#[derive(Subcommand)]
+enum BenchCommand {
+    /// Kernel-measured ns/packet of the XDP program over a trace, beside an
+    /// XDP_PASS-only program and a linear scan of the same table (needs root).
+    Xdp(BenchXdpArgs),
+}
+
+#[derive(Args)]
+struct BenchXdpArgs {
+    #[command(flatten)]
+    policy: PolicyArgs,
+    /// A ClassBench trace (turned into frames as with `eval --as-packets`)
+    /// or a pcap/pcapng capture.
+    trace: PathBuf,
+    /// Frames measured, spread evenly over the trace.
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..))]
+    frames: u64,
+    /// BPF_PROG_TEST_RUN repeats per frame.
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..))]
+    repeat: u32,
+    #[arg(long, value_enum, default_value_t = BenchFormat::Text)]
+    format: BenchFormat,
+}
+
+#[derive(Copy, Clone, PartialEq, Eq, ValueEnum)]
+enum BenchFormat {
+    Text,
+    Json,
 }
 
 #[derive(Subcommand)]
@@ -204,6 +238,10 @@ enum Engine {
     Reference,
     /// The TCAM model: the policy's value/mask tables evaluated in Rust.
     Tcam,
+    /// The XDP program in this machine's kernel, run on each frame with
+    /// BPF_PROG_TEST_RUN (needs root; traces are turned into frames as with
+    /// --as-packets).
+    Xdp,
 }
 
 #[derive(Copy, Clone, PartialEq, Eq, ValueEnum)]
@@ -285,6 +323,7 @@ fn main() -> ExitCode {
         Command::Compile(a) => compile(a),
         Command::Example(ExampleCommand::Policy) => stdout_write(example::POLICY).map(|_| ExitCode::SUCCESS),
         Command::Example(ExampleCommand::Pcap { out }) => example_pcap(&out),
+        Command::Bench(BenchCommand::Xdp(a)) => bench_xdp(a),
     };
     match result {
         Ok(code) => code,
@@ -499,14 +538,34 @@ enum Decider<'p> {
     Reference(Evaluator<'p>),
     /// The NIC stage (TCAM model of the profile's table) then the host stage.
     Tcam(Box<NicHost<'p>>),
+    /// The loaded XDP program, with the reference for frames the kernel
+    /// never hands to XDP (counted in `unrunnable`).
+    Xdp {
+        program: Box<fallback_xdp::loader::Program>,
+        reference: Evaluator<'p>,
+        unrunnable: u64,
+    },
 }
 
 impl Decider<'_> {
-    fn decide(&mut self, item: &input::Item) -> compiler::eval::Decision {
-        match self {
+    fn decide(&mut self, item: &input::Item) -> Result<compiler::eval::Decision> {
+        Ok(match self {
             Decider::Reference(e) => e.decide(&item.class, item.frame_len, item.ts_ns),
             Decider::Tcam(t) => t.decide(&item.class, &item.facts, item.frame_len, item.ts_ns),
-        }
+            Decider::Xdp {
+                program,
+                reference,
+                unrunnable,
+            } => {
+                use fallback_xdp::loader::{TEST_RUN_MAX_FRAME, TEST_RUN_MIN_FRAME};
+                if (TEST_RUN_MIN_FRAME..=TEST_RUN_MAX_FRAME).contains(&item.frame.len()) {
+                    program.decide(&item.frame, item.ts_ns)?.decision
+                } else {
+                    *unrunnable += 1;
+                    reference.decide(&item.class, item.frame_len, item.ts_ns)
+                }
+            }
+        })
     }
 }
 
@@ -763,6 +822,36 @@ fn import(a: ImportArgs) -> Result<ExitCode> {
     }
 }
 
+fn bench_xdp(a: BenchXdpArgs) -> Result<ExitCode> {
+    let (_, policy) = match load_or_report(&a.policy)? {
+        Ok(x) => x,
+        Err(code) => return Ok(code),
+    };
+    if !is_root() {
+        anyhow::bail!("bench xdp loads XDP programs: run it as root");
+    }
+    let as_packets = !input::is_capture(&a.trace)?;
+    let all: Vec<Vec<u8>> = input::read(&a.trace, None, as_packets)?
+        .map(|i| i.map(|i| i.frame))
+        .collect::<Result<_>>()?;
+    let step = (all.len() as u64).div_ceil(a.frames).max(1) as usize;
+    let frames: Vec<Vec<u8>> = all.into_iter().step_by(step).collect();
+    let bench = bench::XdpBench {
+        policy_name: a.policy.policy.display().to_string(),
+        rules: policy.rules.len(),
+        frames,
+        repeat: a.repeat,
+        json: a.format == BenchFormat::Json,
+    };
+    stdout_write(&bench.run(&policy)?)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
 fn eval(a: EvalArgs) -> Result<ExitCode> {
     let (_, policy) = match load_or_report(&a.policy)? {
         Ok(x) => x,
@@ -771,13 +860,32 @@ fn eval(a: EvalArgs) -> Result<ExitCode> {
     if a.capacity.is_some() && a.engine != Engine::Tcam {
         anyhow::bail!("--capacity needs --engine tcam");
     }
-    let inputs = input::read(&a.input, a.rate, a.as_packets)?;
+    // The XDP program reads frames: trace lines become frames as with --as-packets.
+    let as_packets = a.as_packets || (a.engine == Engine::Xdp && !input::is_capture(&a.input)?);
+    let inputs = input::read(&a.input, a.rate, as_packets)?;
     let mut engine = match a.engine {
         Engine::Reference => Decider::Reference(Evaluator::new(&policy)),
         Engine::Tcam => {
             let (profile, _) = load_profile_with(&a.nic, a.capacity)?;
             let part = partition(&policy, &profile);
             Decider::Tcam(Box::new(NicHost::new(&policy, profile, &part)))
+        }
+        Engine::Xdp => {
+            use fallback_xdp::loader::{Options, Program, Tables};
+            let tables = Tables::new(&policy)?;
+            let options = Options {
+                record_last: true,
+                test_clock: true,
+                ..Options::default()
+            };
+            let program = Program::load(&tables, options).map_err(|e| {
+                anyhow::anyhow!("{e:#}{}", if is_root() { "" } else { " (loading XDP programs needs root)" })
+            })?;
+            Decider::Xdp {
+                program: Box::new(program),
+                reference: Evaluator::new(&policy),
+                unrunnable: 0,
+            }
         }
     };
     let stdout = io::stdout();
@@ -797,7 +905,7 @@ fn eval(a: EvalArgs) -> Result<ExitCode> {
         if !(i as u64).is_multiple_of(a.every) {
             continue;
         }
-        let d = engine.decide(&item);
+        let d = engine.decide(&item)?;
         let pos: i64 = match d.outcome {
             Outcome::Rule(r) => r as i64,
             _ => -1,
@@ -842,6 +950,16 @@ fn eval(a: EvalArgs) -> Result<ExitCode> {
         )?;
     }
     out.flush()?;
+    if let Decider::Xdp { unrunnable, .. } = engine {
+        if unrunnable > 0 {
+            eprintln!(
+                "palisade: warning: {unrunnable} frame(s) shorter than an Ethernet header or longer than {} bytes \
+                 cannot run through BPF_PROG_TEST_RUN (the kernel never hands XDP a frame under 14 bytes); \
+                 the reference evaluator decided them",
+                fallback_xdp::loader::TEST_RUN_MAX_FRAME
+            );
+        }
+    }
     if progress && started.elapsed().as_secs_f64() >= 0.5 {
         eprintln!("\rdone in {:.1} s{}", started.elapsed().as_secs_f64(), " ".repeat(20));
     }

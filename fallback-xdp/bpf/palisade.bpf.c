@@ -95,6 +95,14 @@ struct {
 	__type(value, __u64);
 } clock SEC(".maps");
 
+/* For the benchmark's naive program only: the host table, in order. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct leaf_entry);
+} linear_entries SEC(".maps");
+
 #define ETH_HLEN 14
 #define ETH_P_IP 0x0800
 #define ETH_P_IPV6 0x86dd
@@ -449,8 +457,34 @@ static __always_inline void count(__u32 slot, __u32 len)
 	}
 }
 
-SEC("xdp")
-int palisade(struct xdp_md *ctx)
+struct scan {
+	const __u64 *k;
+	__u32 rule;
+};
+
+static long scan_one(__u32 i, void *arg)
+{
+	struct scan *s = arg;
+	struct leaf_entry *e = bpf_map_lookup_elem(&linear_entries, &i);
+	if (!e)
+		return 1;
+	if (entry_matches(e, s->k)) {
+		s->rule = e->rule;
+		return 1;
+	}
+	return 0;
+}
+
+/* The naive classifier the benchmark compares with: every entry in table
+ * order until one matches. */
+static __always_inline __u32 classify_linear(const __u64 *k, __u32 count)
+{
+	struct scan s = { .k = k, .rule = NO_ENTRY };
+	bpf_loop(count, scan_one, &s, 0);
+	return s.rule;
+}
+
+static __always_inline int decide(struct xdp_md *ctx, int linear)
 {
 	void *data = (void *)(long)ctx->data;
 	void *data_end = (void *)(long)ctx->data_end;
@@ -478,7 +512,7 @@ int palisade(struct xdp_md *ctx)
 		verdict = cfg->non_ip_verdict;
 		slot = SLOT_NON_IP;
 	} else {
-		rule = classify(k, cfg->trees);
+		rule = linear ? classify_linear(k, cfg->trees) : classify(k, cfg->trees);
 		struct rule_conf *rc = 0;
 		if (rule != NO_ENTRY)
 			rc = bpf_map_lookup_elem(&rules, &rule);
@@ -510,6 +544,26 @@ int palisade(struct xdp_md *ctx)
 		l->verdict = verdict;
 	}
 	return verdict == VERDICT_ALLOW ? XDP_PASS : XDP_DROP;
+}
+
+SEC("xdp")
+int palisade(struct xdp_md *ctx)
+{
+	return decide(ctx, 0);
+}
+
+/* Benchmark baselines: the same program with a linear scan (config.trees
+ * then holds the number of entries), and a program that only passes. */
+SEC("xdp")
+int palisade_linear(struct xdp_md *ctx)
+{
+	return decide(ctx, 1);
+}
+
+SEC("xdp")
+int pass_only(struct xdp_md *ctx)
+{
+	return XDP_PASS;
 }
 
 char LICENSE[] SEC("license") = "GPL";

@@ -16,14 +16,33 @@ use compiler::eval::{Decision, Outcome};
 use compiler::ir::{Action, Policy, Rate, Verdict};
 use compiler::tcam::layout::Bits;
 
-use crate::abi::{self, Bucket, Config, Counter, Last, RuleConf};
+use crate::abi::{self, Bucket, Config, Counter, Last, LeafEntry, RuleConf};
 use crate::tree::{self, Classifier, Shape};
 
 /// The compiled program (bpf/palisade.bpf.c).
 pub static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/palisade.bpf.o"));
 
-/// The program's name in the object.
-const PROGRAM: &str = "palisade";
+/// Which program of the object to load.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Variant {
+    /// The data plane: parser, classifier trees, actions.
+    #[default]
+    Classifier,
+    /// Benchmark baseline: the same program scanning the host table in order.
+    Linear,
+    /// Benchmark baseline: returns XDP_PASS and does nothing else.
+    PassOnly,
+}
+
+impl Variant {
+    fn program(self) -> &'static str {
+        match self {
+            Variant::Classifier => "palisade",
+            Variant::Linear => "palisade_linear",
+            Variant::PassOnly => "pass_only",
+        }
+    }
+}
 
 /// Frames BPF_PROG_TEST_RUN accepts for XDP: at least an Ethernet header
 /// (the kernel never hands XDP anything shorter) and at most what fits in a
@@ -39,6 +58,8 @@ pub struct Tables {
     pub rules: Vec<RuleConf>,
     /// One per rule; only rate-limit rules' buckets are used.
     pub buckets: Vec<Bucket>,
+    /// The host table in lookup order (for the linear baseline).
+    pub entries: Vec<LeafEntry>,
 }
 
 fn verdict_code(v: Verdict) -> u8 {
@@ -78,6 +99,16 @@ impl Tables {
     pub fn new(policy: &Policy) -> anyhow::Result<Tables> {
         let (entries, _) = compiler::artifacts::host_entries(policy);
         let (classifier, shape) = tree::build(&entries)?;
+        let linear = entries
+            .iter()
+            .enumerate()
+            .map(|(i, e)| LeafEntry {
+                value: e.value.0,
+                mask: e.mask.0,
+                entry: i as u32,
+                rule: e.rule,
+            })
+            .collect();
         let mut rules = Vec::with_capacity(policy.rules.len());
         let mut buckets = Vec::with_capacity(policy.rules.len());
         for (i, r) in policy.rules.iter().enumerate() {
@@ -115,6 +146,7 @@ impl Tables {
             config,
             rules,
             buckets,
+            entries: linear,
         })
     }
 }
@@ -127,12 +159,14 @@ pub struct Options {
     /// Take time from the `clock` map (set per frame by [`Program::decide`])
     /// instead of the kernel's clock.
     pub test_clock: bool,
+    pub variant: Variant,
 }
 
 /// The program loaded into the kernel with a policy's tables.
 pub struct Program {
     ebpf: Ebpf,
     options: Options,
+    name: &'static str,
     rules: usize,
     /// The CPU this thread is pinned to while deciding frames.
     cpu: Option<usize>,
@@ -179,6 +213,14 @@ impl Program {
             .map_max_entries("rules", n(tables.rules.len()))
             .map_max_entries("buckets", n(tables.buckets.len()))
             .map_max_entries("counters", n(slots))
+            .map_max_entries(
+                "linear_entries",
+                n(if options.variant == Variant::Linear {
+                    tables.entries.len()
+                } else {
+                    0
+                }),
+            )
             .load(OBJECT)
             .map_err(|e| anyhow::anyhow!("loading the XDP object: {e}"))?;
         let t = Instant::now();
@@ -187,17 +229,24 @@ impl Program {
         fill(&mut ebpf, "leaf_entries", &tables.classifier.leaf_entries)?;
         fill(&mut ebpf, "rules", &tables.rules)?;
         fill(&mut ebpf, "buckets", &tables.buckets)?;
-        fill(&mut ebpf, "config", &[tables.config])?;
+        let mut config = tables.config;
+        if options.variant == Variant::Linear {
+            fill(&mut ebpf, "linear_entries", &tables.entries)?;
+            config.trees = tables.entries.len() as u32;
+        }
+        fill(&mut ebpf, "config", &[config])?;
         let fill_time = t.elapsed();
+        let name = options.variant.program();
         let prog: &mut Xdp = ebpf
-            .program_mut(PROGRAM)
-            .ok_or_else(|| anyhow::anyhow!("the XDP object has no program {PROGRAM}"))?
+            .program_mut(name)
+            .ok_or_else(|| anyhow::anyhow!("the XDP object has no program {name}"))?
             .try_into()?;
         prog.load()
             .map_err(|e| anyhow::anyhow!("the kernel refused the XDP program: {e:#}"))?;
         Ok(Program {
             ebpf,
             options,
+            name,
             rules: tables.rules.len(),
             cpu: None,
             shape: tables.shape,
@@ -208,8 +257,8 @@ impl Program {
     fn xdp(&self) -> anyhow::Result<&Xdp> {
         Ok(self
             .ebpf
-            .program(PROGRAM)
-            .ok_or_else(|| anyhow::anyhow!("the XDP object has no program {PROGRAM}"))?
+            .program(self.name)
+            .ok_or_else(|| anyhow::anyhow!("the XDP object has no program {}", self.name))?
             .try_into()?)
     }
 
@@ -293,6 +342,19 @@ impl Program {
             decision: Decision { outcome, verdict },
             key,
         })
+    }
+
+    /// The kernel's own time per run of `frame`, averaged over `repeat`
+    /// runs by BPF_PROG_TEST_RUN.
+    pub fn time_frame(&self, frame: &[u8], repeat: u32) -> anyhow::Result<Duration> {
+        let mut out = vec![0u8; frame.len()];
+        let res = self.xdp()?.test_run(TestRunOptions {
+            data_in: Some(frame),
+            data_out: Some(&mut out),
+            repeat,
+            ..TestRunOptions::default()
+        })?;
+        Ok(res.duration)
     }
 
     /// Packets and bytes per counter slot, summed over CPUs: the reserved

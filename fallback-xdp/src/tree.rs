@@ -215,6 +215,19 @@ impl Builder<'_> {
         }
     }
 
+    /// Whether every entry of `list` has the same mask and masked value
+    /// at key bit `bit`.
+    fn all_agree(&self, list: &[u32], bit: u32) -> bool {
+        let get = |b: &Bits| (b.0[(bit / 64) as usize] >> (bit % 64)) & 1;
+        let e0 = &self.entries[list[0] as usize];
+        let (m0, v0) = (get(&e0.mask), get(&e0.value) & get(&e0.mask));
+        list.iter().all(|&e| {
+            let en = &self.entries[e as usize];
+            let m = get(&en.mask);
+            m == m0 && get(&en.value) & m == v0
+        })
+    }
+
     /// The cut that leaves the smallest largest child within the space
     /// budget, or None when no cut makes any child smaller than the node.
     fn best_cut(&self, list: &[u32], used: &[u32]) -> Option<Cut> {
@@ -225,7 +238,17 @@ impl Builder<'_> {
             if left == 0 {
                 continue;
             }
-            let hi = dim.top - used[d];
+            let mut hi = dim.top - used[d];
+            // Skip leading bits on which every entry agrees: a cut there
+            // separates nothing (IPv6 entries often share their top 32 bits).
+            let mut left = left;
+            while left > 0 && self.all_agree(list, hi) {
+                hi -= 1;
+                left -= 1;
+            }
+            if left == 0 {
+                continue;
+            }
             // The run may not cross a word boundary.
             let room = hi % 64 + 1;
             let max_w = left.min(room).min(abi::MAX_CUT_BITS);
@@ -296,11 +319,21 @@ pub fn build(entries: &[TcamEntry]) -> Result<(Classifier, Shape), TooComplex> {
         max_depth: 0,
         max_leaf: 0,
     };
-    // Groups by which addresses the entry names.
+    // Groups by which addresses the entry names, beyond the bits every
+    // entry of its family names (IPv6 policies often share a /32).
+    let family = |e: &TcamEntry| (e.mask.get(Field::Family) != 0).then(|| e.value.get(Field::Family) as usize);
+    let mut least = [[u32::MAX; 2]; 2]; // [family][src, dst]
+    for e in entries {
+        for f in family(e).map_or(vec![0, 1], |f| vec![f]) {
+            least[f][0] = least[f][0].min(named_bits(e, Field::Src));
+            least[f][1] = least[f][1].min(named_bits(e, Field::Dst));
+        }
+    }
     let mut groups: Vec<Vec<u32>> = vec![Vec::new(); 4];
     for (i, e) in entries.iter().enumerate() {
-        let src = named_bits(e, Field::Src) >= SPECIFIC_PREFIX;
-        let dst = named_bits(e, Field::Dst) >= SPECIFIC_PREFIX;
+        let base = |k: usize| family(e).map_or(least[0][k].min(least[1][k]), |f| least[f][k]);
+        let src = named_bits(e, Field::Src) >= base(0) + SPECIFIC_PREFIX;
+        let dst = named_bits(e, Field::Dst) >= base(1) + SPECIFIC_PREFIX;
         groups[(src as usize) << 1 | dst as usize].push(i as u32);
     }
     let mut pending: Vec<Vec<u32>> = groups.into_iter().filter(|g| !g.is_empty()).collect();

@@ -43,6 +43,7 @@ impl Engine for Xdp {
             Options {
                 record_last: true,
                 test_clock: true,
+                ..Options::default()
             },
         )
         .unwrap_or_else(|e| panic!("{}: {e:#}", input.file));
