@@ -13,6 +13,8 @@ phase() {
 }
 
 phase setup bash scripts/setup.sh
+# Debian's stock 6.1 kernel under QEMU, for the hw-tests VM tests.
+phase vm-setup bash scripts/vm-setup.sh
 phase fmt cargo fmt --all -- --check
 phase clippy cargo clippy --workspace --all-targets --locked -- -D warnings
 phase doctests cargo test --workspace --locked --doc

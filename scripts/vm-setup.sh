@@ -86,6 +86,11 @@ else
   say "kernel: unpacking $(basename "$DEB")"
   $SUDO rm -rf "$CACHE/kernel.tmp"
   $SUDO dpkg -x "$DEB" "$CACHE/kernel.tmp"
+  # The .deb ships no modules.dep (its postinst makes one); make it now so
+  # that booting needs no write access to the cache.
+  for moddir in "$CACHE"/kernel.tmp/lib/modules/*/; do
+    $SUDO depmod -a -b "$CACHE/kernel.tmp" "$(basename "$moddir")"
+  done
   $SUDO rm -rf "$CACHE/kernel"
   $SUDO mv "$CACHE/kernel.tmp" "$CACHE/kernel"
   KERNEL=$(find_kernel)

@@ -879,7 +879,14 @@ fn eval(a: EvalArgs) -> Result<ExitCode> {
                 ..Options::default()
             };
             let program = Program::load(&tables, options).map_err(|e| {
-                anyhow::anyhow!("{e:#}{}", if is_root() { "" } else { " (loading XDP programs needs root)" })
+                anyhow::anyhow!(
+                    "{e:#}{}",
+                    if is_root() {
+                        ""
+                    } else {
+                        " (loading XDP programs needs root)"
+                    }
+                )
             })?;
             Decider::Xdp {
                 program: Box::new(program),

@@ -282,6 +282,9 @@ static __always_inline int parse_ipv6(void *data, void *data_end, __u32 off, __u
 	__u8 nh = p[6];
 	__u32 pos = off + 40;
 	int first = 0;
+	/* Unrolled: Linux 6.1's verifier refuses this loop's shape ("back-edge
+	 * from insn"), and nine copies are small. */
+#pragma unroll
 	for (int i = 0; i <= MAX_EXT_HEADERS; i++) {
 		if (!is_ext_header(nh))
 			break;

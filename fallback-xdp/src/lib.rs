@@ -9,5 +9,6 @@
 //!   and evaluates frames through BPF_PROG_TEST_RUN.
 
 pub mod abi;
+pub mod corpus;
 pub mod loader;
 pub mod tree;

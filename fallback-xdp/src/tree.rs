@@ -243,8 +243,10 @@ impl Builder<'_> {
             // separates nothing (IPv6 entries often share their top 32 bits).
             let mut left = left;
             while left > 0 && self.all_agree(list, hi) {
-                hi -= 1;
                 left -= 1;
+                if left > 0 {
+                    hi -= 1;
+                }
             }
             if left == 0 {
                 continue;
