@@ -7,6 +7,7 @@
 mod bench;
 mod example;
 mod input;
+mod ops;
 
 use std::io::{self, BufWriter, IsTerminal, Write};
 use std::path::{Path, PathBuf};
@@ -56,6 +57,31 @@ enum Command {
     /// Measure a data plane on a policy and a trace.
     #[command(subcommand)]
     Bench(BenchCommand),
+    /// Enforce a policy on an interface (XDP), replacing what is there atomically.
+    Apply(ApplyArgs),
+    /// What is in force on an interface: generation, mode, policy hash.
+    Status(ops::DevArgs),
+    /// Packets and bytes per rule id on an interface, across generations.
+    Stats(ops::DevArgs),
+    /// Stop enforcing on an interface and remove everything Palisade pinned.
+    Detach(ops::DevArgs),
+    /// The emergency blocklist: source prefixes dropped before the policy.
+    #[command(subcommand)]
+    Block(ops::BlockCommand),
+}
+
+#[derive(Args)]
+struct ApplyArgs {
+    #[command(flatten)]
+    policy: PolicyArgs,
+    /// The interface.
+    #[arg(long, value_name = "IFACE")]
+    dev: String,
+    /// NIC profile. `none` decides everything in XDP on the host.
+    #[arg(long, default_value = "none")]
+    nic: String,
+    #[arg(long, value_enum, default_value_t = ops::Format::Text)]
+    format: ops::Format,
 }
 
 #[derive(Subcommand)]
@@ -324,6 +350,11 @@ fn main() -> ExitCode {
         Command::Example(ExampleCommand::Policy) => stdout_write(example::POLICY).map(|_| ExitCode::SUCCESS),
         Command::Example(ExampleCommand::Pcap { out }) => example_pcap(&out),
         Command::Bench(BenchCommand::Xdp(a)) => bench_xdp(a),
+        Command::Apply(a) => apply(a),
+        Command::Status(a) => ops::status(a).and_then(|s| stdout_write(&s)).map(|_| ExitCode::SUCCESS),
+        Command::Stats(a) => ops::stats(a).and_then(|s| stdout_write(&s)).map(|_| ExitCode::SUCCESS),
+        Command::Detach(a) => ops::detach(a).and_then(|s| stdout_write(&s)).map(|_| ExitCode::SUCCESS),
+        Command::Block(c) => ops::block(c).and_then(|s| stdout_write(&s)).map(|_| ExitCode::SUCCESS),
     };
     match result {
         Ok(code) => code,
@@ -820,6 +851,29 @@ fn import(a: ImportArgs) -> Result<ExitCode> {
             Ok(ExitCode::from(1))
         }
     }
+}
+
+fn apply(a: ApplyArgs) -> Result<ExitCode> {
+    let (loaded, policy) = match load_or_report(&a.policy)? {
+        Ok(x) => x,
+        Err(code) => return Ok(code),
+    };
+    let profile = load_profile(&a.nic)?;
+    if profile.offload {
+        anyhow::bail!(
+            "--nic {}: installing NIC tables is not available yet; `--nic none` enforces the whole policy in XDP",
+            profile.name
+        );
+    }
+    if !is_root() {
+        anyhow::bail!("apply attaches an XDP program: run it as root");
+    }
+    let applied = fallback_xdp::lifecycle::apply(&policy, ops::sha256(&loaded.source), &a.dev)?;
+    if let Some(w) = &applied.warning {
+        eprintln!("palisade: warning: {w}");
+    }
+    stdout_write(&ops::applied(&applied, &loaded.file, a.format))?;
+    Ok(ExitCode::SUCCESS)
 }
 
 fn bench_xdp(a: BenchXdpArgs) -> Result<ExitCode> {

@@ -67,6 +67,12 @@
 
 #define NS_PER_SEC 1000000000
 
+/* Emergency blocklist: source prefixes per family. */
+#define BLOCKLIST_MAX 65536
+
+/* Rule ids kept per counter slot, for reading counters back by id. */
+#define SLOT_ID_MAX 124
+
 /* Sizes of the map values, in bytes. */
 #define NODE_SIZE 16
 #define LEAF_ENTRY_SIZE 104
@@ -76,6 +82,10 @@
 #define CONFIG_SIZE 16
 #define COUNTER_SIZE 16
 #define LAST_SIZE 80
+#define SLOT_ID_SIZE 128
+#define META_SIZE 64
+#define LPM_V4_SIZE 8
+#define LPM_V6_SIZE 20
 
 #ifndef PALISADE_ABI_DEFINES_ONLY
 #include <linux/types.h>
@@ -158,6 +168,36 @@ struct last {
 	__u32 verdict;
 	__u32 pad;
 	__u64 key[KEY_SLOTS];
+};
+
+/* The rule id counted in a slot (userspace only; kept beside the counters
+ * so that a later process can name them). */
+struct slot_id {
+	__u32 len;
+	__u8 id[SLOT_ID_MAX];
+};
+
+/* What is applied on the interface (userspace only). */
+struct meta {
+	__u64 generation;
+	/* CLOCK_REALTIME of the last apply, in nanoseconds. */
+	__u64 applied_ns;
+	__u8 policy_sha256[32];
+	__u32 rules;
+	/* 1: native (driver) mode; 2: generic (skb) mode. */
+	__u32 mode;
+	/* Counter slots handed out so far. */
+	__u64 slots_used;
+};
+
+struct lpm_v4 {
+	__u32 prefixlen;
+	__u8 addr[4];
+};
+
+struct lpm_v6 {
+	__u32 prefixlen;
+	__u8 addr[16];
 };
 
 #endif

@@ -21,6 +21,10 @@ _Static_assert(sizeof(struct bucket) == BUCKET_SIZE, "bucket");
 _Static_assert(sizeof(struct config) == CONFIG_SIZE, "config");
 _Static_assert(sizeof(struct counter) == COUNTER_SIZE, "counter");
 _Static_assert(sizeof(struct last) == LAST_SIZE, "last");
+_Static_assert(sizeof(struct slot_id) == SLOT_ID_SIZE, "slot_id");
+_Static_assert(sizeof(struct meta) == META_SIZE, "meta");
+_Static_assert(sizeof(struct lpm_v4) == LPM_V4_SIZE, "lpm_v4");
+_Static_assert(sizeof(struct lpm_v6) == LPM_V6_SIZE, "lpm_v6");
 
 /* Set by the loader before the program is loaded; the verifier drops the
  * code behind a flag that is off. */
@@ -94,6 +98,38 @@ struct {
 	__type(key, __u32);
 	__type(value, __u64);
 } clock SEC(".maps");
+
+/* Kept across generations (the loader pins them per interface): counters by
+ * slot, the id each slot counts, what is applied, and the blocklist. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct slot_id);
+} slot_ids SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct meta);
+} meta SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, BLOCKLIST_MAX);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct lpm_v4);
+	__type(value, __u8);
+} blocklist_v4 SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, BLOCKLIST_MAX);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct lpm_v6);
+	__type(value, __u8);
+} blocklist_v6 SEC(".maps");
 
 /* For the benchmark's naive program only: the host table, in order. */
 struct {
@@ -408,6 +444,28 @@ static __always_inline __u32 classify(const __u64 *k, __u32 ntrees)
 	return rule;
 }
 
+/* Is the packet's source address in the blocklist? Read from the key. */
+static __always_inline int blocked(const __u64 *k)
+{
+	/* The source field starts at key bit K_SRC = word 3, bit 24. */
+	__u64 lo = (k[3] >> 24) | (k[4] << 40);   /* address bits 0-63 */
+	__u64 hi = (k[4] >> 24) | (k[5] << 40);   /* address bits 64-127 */
+	if (k[5] & (1ULL << (K_FAMILY - 320))) {
+		struct lpm_v6 key6 = { .prefixlen = 128 };
+#pragma unroll
+		for (int i = 0; i < 8; i++) {
+			key6.addr[i] = hi >> (56 - 8 * i);
+			key6.addr[8 + i] = lo >> (56 - 8 * i);
+		}
+		return bpf_map_lookup_elem(&blocklist_v6, &key6) != 0;
+	}
+	struct lpm_v4 key4 = { .prefixlen = 32 };
+#pragma unroll
+	for (int i = 0; i < 4; i++)
+		key4.addr[i] = lo >> (24 - 8 * i);
+	return bpf_map_lookup_elem(&blocklist_v4, &key4) != 0;
+}
+
 static __always_inline __u64 now_ns(void)
 {
 	if (test_clock) {
@@ -514,6 +572,10 @@ static __always_inline int decide(struct xdp_md *ctx, int linear)
 		outcome = OUT_NON_IP;
 		verdict = cfg->non_ip_verdict;
 		slot = SLOT_NON_IP;
+	} else if (blocked(k)) {
+		outcome = OUT_BLOCKLIST;
+		verdict = VERDICT_DENY;
+		slot = SLOT_BLOCKLIST;
 	} else {
 		rule = linear ? classify_linear(k, cfg->trees) : classify(k, cfg->trees);
 		struct rule_conf *rc = 0;

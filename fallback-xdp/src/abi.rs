@@ -120,3 +120,38 @@ unsafe impl aya::Pod for Bucket {}
 unsafe impl aya::Pod for Config {}
 unsafe impl aya::Pod for Counter {}
 unsafe impl aya::Pod for Last {}
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SlotId {
+    pub len: u32,
+    pub id: [u8; SLOT_ID_MAX as usize],
+}
+
+impl Default for SlotId {
+    fn default() -> SlotId {
+        SlotId {
+            len: 0,
+            id: [0; SLOT_ID_MAX as usize],
+        }
+    }
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Meta {
+    pub generation: u64,
+    pub applied_ns: u64,
+    pub policy_sha256: [u8; 32],
+    pub rules: u32,
+    pub mode: u32,
+    pub slots_used: u64,
+}
+
+same_size!(SlotId = SLOT_ID_SIZE, Meta = META_SIZE);
+const _: () = assert!(std::mem::size_of::<aya::maps::lpm_trie::Key<[u8; 4]>>() == LPM_V4_SIZE as usize);
+const _: () = assert!(std::mem::size_of::<aya::maps::lpm_trie::Key<[u8; 16]>>() == LPM_V6_SIZE as usize);
+
+// SAFETY: as above.
+unsafe impl aya::Pod for SlotId {}
+unsafe impl aya::Pod for Meta {}

@@ -10,5 +10,6 @@
 
 pub mod abi;
 pub mod corpus;
+pub mod lifecycle;
 pub mod loader;
 pub mod tree;

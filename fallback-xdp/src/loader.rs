@@ -22,6 +22,9 @@ use crate::tree::{self, Classifier, Shape};
 /// The compiled program (bpf/palisade.bpf.c).
 pub static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/palisade.bpf.o"));
 
+/// Maps kept across generations: pinned per interface by the lifecycle.
+pub const KEPT_MAPS: [&str; 5] = ["counters", "slot_ids", "meta", "blocklist_v4", "blocklist_v6"];
+
 /// Which program of the object to load.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Variant {
@@ -94,6 +97,14 @@ fn bucket(id: &str, rate: Rate, burst: u64) -> anyhow::Result<Bucket> {
 }
 
 impl Tables {
+    /// Count rule `i` in counter slot `slots[i]` instead of the default
+    /// (FIRST_RULE_SLOT + i), so counts carry over by rule id.
+    pub fn set_slots(&mut self, slots: &[u32]) {
+        for (r, &s) in self.rules.iter_mut().zip(slots) {
+            r.slot = s;
+        }
+    }
+
     /// The tables for `policy`: its host table (compiler::artifacts), the
     /// classifier over it, and each rule's action and counter slot.
     pub fn new(policy: &Policy) -> anyhow::Result<Tables> {
@@ -152,8 +163,11 @@ impl Tables {
 }
 
 /// How to load the program.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct Options {
+    /// Reuse (or create and pin) the maps kept across generations in this
+    /// bpffs directory, with room for this many counter slots when created.
+    pub pins: Option<(std::path::PathBuf, u32)>,
     /// Record every decision for [`Program::decide`] to read.
     pub record_last: bool,
     /// Take time from the `clock` map (set per frame by [`Program::decide`])
@@ -203,8 +217,23 @@ impl Program {
         let n = |len: usize| len.max(1) as u32;
         let record = options.record_last as u32;
         let clock = options.test_clock as u32;
-        let slots = abi::FIRST_RULE_SLOT as usize + tables.rules.len();
-        let mut ebpf = EbpfLoader::new()
+        let slots = tables
+            .rules
+            .iter()
+            .map(|r| r.slot as usize + 1)
+            .max()
+            .unwrap_or(0)
+            .max(abi::FIRST_RULE_SLOT as usize);
+        let mut loader = EbpfLoader::new();
+        let pin_paths: Vec<(&str, std::path::PathBuf)> = match &options.pins {
+            Some((dir, _)) => KEPT_MAPS.iter().map(|m| (*m, dir.join(m))).collect(),
+            None => Vec::new(),
+        };
+        for (name, path) in &pin_paths {
+            loader.map_pin_path(name, path.as_path());
+        }
+        let capacity = options.pins.as_ref().map_or(n(slots), |&(_, c)| c.max(n(slots)));
+        let mut ebpf = loader
             .override_global("record_last", &record, true)
             .override_global("test_clock", &clock, true)
             .map_max_entries("trees", n(tables.classifier.trees.len()))
@@ -212,7 +241,8 @@ impl Program {
             .map_max_entries("leaf_entries", n(tables.classifier.leaf_entries.len()))
             .map_max_entries("rules", n(tables.rules.len()))
             .map_max_entries("buckets", n(tables.buckets.len()))
-            .map_max_entries("counters", n(slots))
+            .map_max_entries("counters", capacity)
+            .map_max_entries("slot_ids", capacity)
             .map_max_entries(
                 "linear_entries",
                 n(if options.variant == Variant::Linear {
@@ -259,6 +289,19 @@ impl Program {
             .ebpf
             .program(self.name)
             .ok_or_else(|| anyhow::anyhow!("the XDP object has no program {}", self.name))?
+            .try_into()?)
+    }
+
+    pub(crate) fn map_mut(&mut self, name: &str) -> anyhow::Result<&mut aya::maps::Map> {
+        map(&mut self.ebpf, name)
+    }
+
+    pub(crate) fn xdp_mut(&mut self) -> anyhow::Result<&mut Xdp> {
+        let name = self.name;
+        Ok(self
+            .ebpf
+            .program_mut(name)
+            .ok_or_else(|| anyhow::anyhow!("the XDP object has no program {name}"))?
             .try_into()?)
     }
 
@@ -366,7 +409,17 @@ impl Program {
                 .ok_or_else(|| anyhow::anyhow!("the XDP object has no map counters"))?,
         )?;
         let slots = abi::FIRST_RULE_SLOT as usize + self.rules;
-        (0..slots as u32)
+        sum_counters(&c, slots as u32)
+    }
+}
+
+/// Packets and bytes of slots `0..slots`, summed over CPUs.
+pub fn sum_counters<T: std::borrow::Borrow<MapData>>(
+    c: &PerCpuArray<T, Counter>,
+    slots: u32,
+) -> anyhow::Result<Vec<Counter>> {
+    {
+        (0..slots)
             .map(|i| {
                 let per_cpu = c.get(&i, 0)?;
                 Ok(per_cpu.iter().fold(Counter::default(), |a, v| Counter {

@@ -6,9 +6,11 @@
 //! - [`vm`]: Debian's stock kernel (with cls_flower; the oldest kernel we
 //!   support, 6.1) booted under QEMU with virtme-ng, for the kernel flower
 //!   path and the 6.1 verifier. Prepared once by `scripts/vm-setup.sh`.
+//! - [`netns`]: a veth pair between two network namespaces made per test,
+//!   and a raw-frame sender on the peer end.
 //!
-//! Still to come: veth pairs in per-test network namespaces, and a real
-//! offload-capable NIC named by PALISADE_HW_IFACE when one is present.
+//! Still to come: a real offload-capable NIC named by PALISADE_HW_IFACE when
+//! one is present.
 //!
 //! Skip policy: a test whose environment is missing says that it is skipped
 //! and why, unless `PALISADE_REQUIRE_ROOT_TESTS=1` (as in CI), where a skip
@@ -23,8 +25,10 @@
 //! assert_eq!(out.code, 0, "{}", out.output);
 //! ```
 
+pub mod netns;
 pub mod vm;
 
+pub use netns::{Sender, VethPair};
 pub use vm::{in_vm, require_vm, Vm, VmOutput};
 
 /// The skip policy for tests that need root: true when running as root;

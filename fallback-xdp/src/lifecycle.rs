@@ -1,0 +1,510 @@
+//! The program on a real interface: attach, atomic replacement, pins, and
+//! reading back what is in force, by any later process.
+//!
+//! Everything lives in bpffs under `/sys/fs/bpf/palisade/<iface>/`:
+//!
+//! - `link`: the XDP link attaching the current program. The program, and
+//!   the per-generation maps only it references (classifier, rules,
+//!   buckets, config), live as long as the link does: enforcement survives
+//!   the process that applied it.
+//! - `counters`, `slot_ids`, `meta`, `blocklist_v4`, `blocklist_v6`: maps
+//!   kept across generations ([`crate::loader::KEPT_MAPS`]). Each rule id
+//!   keeps its counter slot for as long as the maps exist, so counters stay
+//!   monotonic across policies.
+//!
+//! A second apply builds and fills the new generation's maps beside the old
+//! ones, loads the new program, and then replaces the program of the pinned
+//! link in one BPF_LINK_UPDATE (DESIGN §5): a packet runs either the old
+//! program with its maps or the new one with its own, never a mix. The old
+//! program and its maps are freed by the kernel when the last reference goes
+//! (after packets running it are done, as BPF programs are RCU-protected).
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::{anyhow, bail, Context, Result};
+use aya::maps::lpm_trie::{Key as LpmKey, LpmTrie};
+use aya::maps::{Array, Map, MapData, PerCpuArray};
+use aya::programs::links::{FdLink, PinnedLink};
+use aya::programs::xdp::XdpLink;
+use aya::programs::XdpMode;
+use compiler::ir::Policy;
+
+use crate::abi::{self, Counter, Meta, SlotId};
+use crate::loader::{sum_counters, Options, Program, Tables, Variant};
+
+/// Where every interface's directory is.
+pub const BPFFS_ROOT: &str = "/sys/fs/bpf/palisade";
+
+/// Counter slots the kept maps are created with, at least.
+const MIN_SLOTS: u32 = 65_536;
+
+/// The bpffs directory of an interface.
+pub fn pin_dir(dev: &str) -> PathBuf {
+    Path::new(BPFFS_ROOT).join(dev)
+}
+
+/// How the program runs on the interface.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// In the driver, before any socket buffer is built.
+    Native,
+    /// In the kernel's generic path (slower; used where the driver refuses).
+    Generic,
+}
+
+impl Mode {
+    fn code(self) -> u32 {
+        match self {
+            Mode::Native => 1,
+            Mode::Generic => 2,
+        }
+    }
+
+    fn from_code(c: u32) -> Option<Mode> {
+        match c {
+            1 => Some(Mode::Native),
+            2 => Some(Mode::Generic),
+            _ => None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Mode::Native => "native",
+            Mode::Generic => "generic",
+        }
+    }
+}
+
+/// What an apply did.
+#[derive(Debug)]
+pub struct Applied {
+    pub dev: String,
+    pub generation: u64,
+    pub mode: Mode,
+    /// True when an earlier generation was replaced.
+    pub replaced: bool,
+    /// Set when native mode was refused and generic mode is used.
+    pub warning: Option<String>,
+    pub build: Duration,
+    pub load_and_fill: Duration,
+    /// The attach or the link update alone.
+    pub switch: Duration,
+    pub shape: crate::tree::Shape,
+}
+
+const BPF_FS_MAGIC: i64 = 0xcafe4a11;
+
+fn is_bpffs(path: &str) -> bool {
+    let p = std::ffi::CString::new(path).expect("no NUL");
+    // SAFETY: statfs on a NUL-terminated path into a zeroed struct we own.
+    unsafe {
+        let mut st: libc::statfs = std::mem::zeroed();
+        libc::statfs(p.as_ptr(), &mut st) == 0 && st.f_type as i64 == BPF_FS_MAGIC
+    }
+}
+
+/// Pins need bpffs at /sys/fs/bpf; mount it there when it is not (as
+/// iproute2 and bpftool do).
+fn ensure_bpffs() -> Result<()> {
+    const FS: &str = "/sys/fs/bpf";
+    if is_bpffs(FS) {
+        return Ok(());
+    }
+    let c = |s: &str| std::ffi::CString::new(s).expect("no NUL");
+    let (src, target, fstype, opts) = (c("bpf"), c(FS), c("bpf"), c("mode=0700"));
+    // SAFETY: mount(2) with NUL-terminated strings we own.
+    let rc = unsafe {
+        libc::mount(
+            src.as_ptr(),
+            target.as_ptr(),
+            fstype.as_ptr(),
+            0,
+            opts.as_ptr() as *const libc::c_void,
+        )
+    };
+    if rc != 0 || !is_bpffs(FS) {
+        bail!(
+            "{FS} is not a bpffs mount and mounting one failed ({}); mount it: mount -t bpf bpf {FS}",
+            std::io::Error::last_os_error()
+        );
+    }
+    Ok(())
+}
+
+fn pinned_map(dir: &Path, name: &str) -> Result<Map> {
+    let path = dir.join(name);
+    let data = MapData::from_pin(&path).with_context(|| format!("opening pinned map {}", path.display()))?;
+    Ok(Map::from_map_data(data)?)
+}
+
+/// Rule ids by counter slot, as kept in `slot_ids`.
+fn read_slot_ids(dir: &Path, used: u64) -> Result<HashMap<String, u32>> {
+    let map = pinned_map(dir, "slot_ids")?;
+    let ids: Array<MapData, SlotId> = Array::try_from(map)?;
+    let mut out = HashMap::new();
+    for slot in abi::FIRST_RULE_SLOT..used as u32 {
+        let s = ids.get(&slot, 0)?;
+        if s.len > 0 {
+            let id = String::from_utf8_lossy(&s.id[..s.len as usize]).into_owned();
+            out.insert(id, slot);
+        }
+    }
+    Ok(out)
+}
+
+fn read_meta(dir: &Path) -> Result<Meta> {
+    let m: Array<MapData, Meta> = Array::try_from(pinned_map(dir, "meta")?)?;
+    Ok(m.get(&0, 0)?)
+}
+
+fn slot_id(id: &str) -> Result<SlotId> {
+    let b = id.as_bytes();
+    if b.len() > abi::SLOT_ID_MAX as usize {
+        bail!(
+            "rule id `{id}` is longer than {} bytes, the most the XDP counters keep; shorten it",
+            abi::SLOT_ID_MAX
+        );
+    }
+    let mut s = SlotId {
+        len: b.len() as u32,
+        ..SlotId::default()
+    };
+    s.id[..b.len()].copy_from_slice(b);
+    Ok(s)
+}
+
+fn now_ns() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
+}
+
+/// Apply `policy` to `dev`: attach (native, else generic with a warning),
+/// or atomically replace what is there. `sha256` identifies the policy text
+/// for `status`. On any error the previous generation stays in force.
+pub fn apply(policy: &Policy, sha256: [u8; 32], dev: &str) -> Result<Applied> {
+    ensure_bpffs()?;
+    let dir = pin_dir(dev);
+    let fresh = !dir.join("link").exists();
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let result = apply_in(policy, sha256, dev, &dir);
+    if result.is_err() && fresh {
+        // Nothing was attached: leave nothing behind.
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    result
+}
+
+fn apply_in(policy: &Policy, sha256: [u8; 32], dev: &str, dir: &Path) -> Result<Applied> {
+    let t = Instant::now();
+    let mut tables = Tables::new(policy)?;
+    let build = t.elapsed();
+
+    // Slots: ids already counted keep theirs.
+    let (known, mut used, previous) = if dir.join("meta").exists() {
+        let meta = read_meta(dir)?;
+        (read_slot_ids(dir, meta.slots_used)?, meta.slots_used, Some(meta))
+    } else {
+        (HashMap::new(), abi::FIRST_RULE_SLOT as u64, None)
+    };
+    used = used.max(abi::FIRST_RULE_SLOT as u64);
+    let mut slots = Vec::with_capacity(policy.rules.len());
+    let mut new_ids = Vec::new();
+    for r in &policy.rules {
+        let s = match known.get(&r.id) {
+            Some(&s) => s,
+            None => {
+                let s = used as u32;
+                used += 1;
+                new_ids.push((s, slot_id(&r.id)?));
+                s
+            }
+        };
+        slots.push(s);
+    }
+    tables.set_slots(&slots);
+    let capacity = MIN_SLOTS.max((2 * used as u32).next_power_of_two());
+
+    let t = Instant::now();
+    let options = Options {
+        pins: Some((dir.to_path_buf(), capacity)),
+        variant: Variant::Classifier,
+        ..Options::default()
+    };
+    let mut program = Program::load(&tables, options)?;
+    {
+        let mut ids: Array<&mut MapData, SlotId> = Array::try_from(program.map_mut("slot_ids")?)?;
+        let max = ids.len();
+        if used > max as u64 {
+            bail!(
+                "the pinned counters hold {max} rule ids and this policy needs {used}; \
+                 `palisade detach --dev {dev}` and apply again to start new counters"
+            );
+        }
+        for (s, id) in &new_ids {
+            ids.set(*s, id, 0)?;
+        }
+    }
+    let load_and_fill = t.elapsed();
+
+    let link_path = dir.join("link");
+    let t = Instant::now();
+    let (mode, warning, replaced) = if link_path.exists() {
+        let pinned = PinnedLink::from_pin(&link_path).context("opening the pinned XDP link")?;
+        let link = XdpLink::try_from(FdLink::from(pinned))?;
+        let xdp = program.xdp_mut()?;
+        let id = xdp
+            .attach_to_link(link)
+            .context("replacing the program of the XDP link")?;
+        // The link stays pinned; this process's handle may go.
+        drop(xdp.take_link(id)?);
+        let mode = previous.and_then(|m| Mode::from_code(m.mode)).unwrap_or(Mode::Native);
+        (mode, None, true)
+    } else {
+        let xdp = program.xdp_mut()?;
+        let (id, mode, warning) = match xdp.attach(dev, XdpMode::Driver) {
+            Ok(id) => (id, Mode::Native, None),
+            Err(native) => {
+                let id = xdp
+                    .attach(dev, XdpMode::Skb)
+                    .with_context(|| format!("attaching XDP to {dev} (native mode was refused too: {native})"))?;
+                let w = format!(
+                    "{dev} refused native XDP ({native}); running in generic mode, which sees packets later and costs more"
+                );
+                (id, Mode::Generic, Some(w))
+            }
+        };
+        let link = FdLink::try_from(xdp.take_link(id)?).map_err(|e| {
+            anyhow!("{dev}: the kernel attached XDP without a bpf_link ({e}); Palisade needs Linux 5.9 or later")
+        })?;
+        link.pin(&link_path)
+            .with_context(|| format!("pinning the XDP link at {}", link_path.display()))?;
+        (mode, warning, false)
+    };
+    let switch = t.elapsed();
+
+    let generation = previous.map_or(1, |m| m.generation + 1);
+    let meta = Meta {
+        generation,
+        applied_ns: now_ns(),
+        policy_sha256: sha256,
+        rules: policy.rules.len() as u32,
+        mode: mode.code(),
+        slots_used: used,
+    };
+    let mut m: Array<&mut MapData, Meta> = Array::try_from(program.map_mut("meta")?)?;
+    m.set(0, meta, 0)?;
+    Ok(Applied {
+        dev: dev.to_string(),
+        generation,
+        mode,
+        replaced,
+        warning,
+        build,
+        load_and_fill,
+        switch,
+        shape: program.shape,
+    })
+}
+
+/// What is in force on an interface, read from the pins.
+#[derive(Debug)]
+pub struct Status {
+    pub dev: String,
+    pub generation: u64,
+    pub mode: Option<Mode>,
+    pub applied_ns: u64,
+    pub policy_sha256: [u8; 32],
+    pub rules: u32,
+    pub program_id: Option<u32>,
+    pub blocklist: usize,
+}
+
+fn require_dir(dev: &str) -> Result<PathBuf> {
+    let dir = pin_dir(dev);
+    if !dir.join("link").exists() {
+        bail!(
+            "no Palisade program is pinned for {dev} ({} has no link); `palisade apply POLICY --dev {dev}` attaches one",
+            dir.display()
+        );
+    }
+    Ok(dir)
+}
+
+/// The program id behind the pinned link.
+fn link_program_id(dir: &Path) -> Option<u32> {
+    let link = FdLink::from(PinnedLink::from_pin(dir.join("link")).ok()?);
+    link.info().ok().map(|i| i.program_id())
+}
+
+/// Read what is in force on `dev`.
+pub fn status(dev: &str) -> Result<Status> {
+    let dir = require_dir(dev)?;
+    let meta = read_meta(&dir)?;
+    Ok(Status {
+        dev: dev.to_string(),
+        generation: meta.generation,
+        mode: Mode::from_code(meta.mode),
+        applied_ns: meta.applied_ns,
+        policy_sha256: meta.policy_sha256,
+        rules: meta.rules,
+        program_id: link_program_id(&dir),
+        blocklist: block_list(dev)?.len(),
+    })
+}
+
+/// Counters by id: reserved outcomes and every rule id ever applied on
+/// `dev` (retired ids keep their counts), packets and bytes.
+pub fn stats(dev: &str) -> Result<Vec<(String, Counter)>> {
+    let dir = require_dir(dev)?;
+    let meta = read_meta(&dir)?;
+    let ids = read_slot_ids(&dir, meta.slots_used)?;
+    let c: PerCpuArray<MapData, Counter> = PerCpuArray::try_from(pinned_map(&dir, "counters")?)?;
+    let counts = sum_counters(&c, meta.slots_used as u32)?;
+    let mut by_slot: Vec<Option<String>> = vec![None; counts.len()];
+    for (i, name) in ["@default", "@malformed", "@fragment", "@non-ip", "@blocklist"]
+        .iter()
+        .enumerate()
+    {
+        by_slot[i] = Some(name.to_string());
+    }
+    for (id, s) in ids {
+        if let Some(x) = by_slot.get_mut(s as usize) {
+            *x = Some(id);
+        }
+    }
+    Ok(by_slot
+        .into_iter()
+        .zip(counts)
+        .filter_map(|(id, c)| id.map(|id| (id, c)))
+        .collect())
+}
+
+/// Detach from `dev` and remove every pin: enforcement stops.
+pub fn detach(dev: &str) -> Result<()> {
+    let dir = require_dir(dev)?;
+    // Removing the link's last reference detaches the program.
+    std::fs::remove_file(dir.join("link")).context("unpinning the XDP link")?;
+    std::fs::remove_dir_all(&dir).with_context(|| format!("removing {}", dir.display()))?;
+    Ok(())
+}
+
+/// A blocklist prefix.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Prefix {
+    pub addr: IpAddr,
+    pub len: u8,
+}
+
+impl std::fmt::Display for Prefix {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.addr, self.len)
+    }
+}
+
+impl std::str::FromStr for Prefix {
+    type Err = String;
+
+    /// `ADDR/LEN` or a bare address (a host prefix). Host bits must be zero.
+    fn from_str(s: &str) -> Result<Prefix, String> {
+        let (a, l) = s.split_once('/').map_or((s, None), |(a, l)| (a, Some(l)));
+        let addr: IpAddr = a.parse().map_err(|_| format!("`{a}` is not an IP address"))?;
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let len = match l {
+            None => max,
+            Some(l) => l
+                .parse::<u8>()
+                .ok()
+                .filter(|&l| l <= max)
+                .ok_or_else(|| format!("`{l}` is not a prefix length for {addr} (0-{max})"))?,
+        };
+        let bits: u128 = match addr {
+            IpAddr::V4(a) => u32::from(a) as u128,
+            IpAddr::V6(a) => u128::from(a),
+        };
+        let host = if len == max {
+            0
+        } else {
+            bits & ((1u128 << (max - len)) - 1)
+        };
+        if host != 0 {
+            return Err(format!("{s} has host bits set; did you mean the network address?"));
+        }
+        Ok(Prefix { addr, len })
+    }
+}
+
+/// Add `p` to `dev`'s blocklist: effective for the next packet.
+pub fn block_add(dev: &str, p: Prefix) -> Result<()> {
+    let dir = require_dir(dev)?;
+    match p.addr {
+        IpAddr::V4(a) => {
+            let mut t: LpmTrie<MapData, [u8; 4], u8> = LpmTrie::try_from(pinned_map(&dir, "blocklist_v4")?)?;
+            t.insert(&LpmKey::new(p.len as u32, a.octets()), 1, 0)?;
+        }
+        IpAddr::V6(a) => {
+            let mut t: LpmTrie<MapData, [u8; 16], u8> = LpmTrie::try_from(pinned_map(&dir, "blocklist_v6")?)?;
+            t.insert(&LpmKey::new(p.len as u32, a.octets()), 1, 0)?;
+        }
+    }
+    Ok(())
+}
+
+/// Remove `p` from `dev`'s blocklist; an error if it is not there.
+pub fn block_del(dev: &str, p: Prefix) -> Result<()> {
+    let dir = require_dir(dev)?;
+    let r = match p.addr {
+        IpAddr::V4(a) => {
+            let mut t: LpmTrie<MapData, [u8; 4], u8> = LpmTrie::try_from(pinned_map(&dir, "blocklist_v4")?)?;
+            t.remove(&LpmKey::new(p.len as u32, a.octets()))
+        }
+        IpAddr::V6(a) => {
+            let mut t: LpmTrie<MapData, [u8; 16], u8> = LpmTrie::try_from(pinned_map(&dir, "blocklist_v6")?)?;
+            t.remove(&LpmKey::new(p.len as u32, a.octets()))
+        }
+    };
+    r.map_err(|_| anyhow!("{p} is not in the blocklist of {dev}"))
+}
+
+/// Every prefix in `dev`'s blocklist.
+pub fn block_list(dev: &str) -> Result<Vec<Prefix>> {
+    let dir = require_dir(dev)?;
+    let mut out = Vec::new();
+    let t: LpmTrie<MapData, [u8; 4], u8> = LpmTrie::try_from(pinned_map(&dir, "blocklist_v4")?)?;
+    for k in t.keys() {
+        let k = k?;
+        out.push(Prefix {
+            addr: IpAddr::from(k.data()),
+            len: k.prefix_len() as u8,
+        });
+    }
+    let t: LpmTrie<MapData, [u8; 16], u8> = LpmTrie::try_from(pinned_map(&dir, "blocklist_v6")?)?;
+    for k in t.keys() {
+        let k = k?;
+        out.push(Prefix {
+            addr: IpAddr::from(k.data()),
+            len: k.prefix_len() as u8,
+        });
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefixes_parse_and_refuse_host_bits() {
+        let p: Prefix = "198.51.100.0/24".parse().unwrap();
+        assert_eq!(p.len, 24);
+        assert_eq!("2001:db8::1".parse::<Prefix>().unwrap().len, 128);
+        assert!("198.51.100.1/24".parse::<Prefix>().unwrap_err().contains("host bits"));
+        assert!("10.0.0.0/33".parse::<Prefix>().is_err());
+        assert!("nonsense".parse::<Prefix>().is_err());
+        assert_eq!("0.0.0.0/0".parse::<Prefix>().unwrap().len, 0);
+    }
+}

@@ -1,0 +1,169 @@
+//! Operating a policy on interfaces: `apply`, `status`, `stats`, `detach`
+//! and `block`. The state is what fallback_xdp::lifecycle pins in bpffs,
+//! so any later process reads and changes it.
+
+use std::fmt::Write as _;
+
+use anyhow::Result;
+use clap::{Args, Subcommand, ValueEnum};
+use fallback_xdp::lifecycle::{self, Prefix};
+use serde_json::json;
+use sha2::{Digest, Sha256};
+
+#[derive(Copy, Clone, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Text,
+    Json,
+}
+
+#[derive(Args)]
+pub struct DevArgs {
+    /// The interface.
+    #[arg(long, value_name = "IFACE")]
+    pub dev: String,
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+}
+
+#[derive(Subcommand)]
+pub enum BlockCommand {
+    /// Drop every packet from a source prefix, at once, before the policy.
+    Add {
+        #[arg(long, value_name = "IFACE")]
+        dev: String,
+        /// ADDR/LEN or a single address.
+        cidr: Prefix,
+    },
+    /// Remove a prefix from the blocklist.
+    Del {
+        #[arg(long, value_name = "IFACE")]
+        dev: String,
+        cidr: Prefix,
+    },
+    /// List the blocklist.
+    List(DevArgs),
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+pub fn sha256(text: &str) -> [u8; 32] {
+    Sha256::digest(text.as_bytes()).into()
+}
+
+fn ms(d: std::time::Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+/// Report of an apply, text or JSON.
+pub fn applied(a: &lifecycle::Applied, policy_file: &str, format: Format) -> String {
+    if format == Format::Json {
+        let v = json!({
+            "dev": a.dev, "policy": policy_file, "generation": a.generation,
+            "mode": a.mode.name(), "replaced": a.replaced, "warning": a.warning,
+            "build_ms": ms(a.build), "load_and_fill_ms": ms(a.load_and_fill), "switch_ms": ms(a.switch),
+            "classifier": {"trees": a.shape.trees, "nodes": a.shape.nodes, "leaf_entries": a.shape.leaf_entries},
+        });
+        return format!("{v}\n");
+    }
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "{}: generation {} of {policy_file} in force ({} XDP; {})",
+        a.dev,
+        a.generation,
+        a.mode.name(),
+        if a.replaced {
+            "replaced the previous generation atomically"
+        } else {
+            "attached"
+        }
+    );
+    let _ = writeln!(
+        s,
+        "  built tables {:.1} ms, loaded and filled maps {:.1} ms, {} {:.2} ms",
+        ms(a.build),
+        ms(a.load_and_fill),
+        if a.replaced { "swapped in" } else { "attached in" },
+        ms(a.switch)
+    );
+    s
+}
+
+pub fn status(a: DevArgs) -> Result<String> {
+    let st = lifecycle::status(&a.dev)?;
+    if a.format == Format::Json {
+        let v = json!({
+            "dev": st.dev, "generation": st.generation, "mode": st.mode.map(|m| m.name()),
+            "applied_unix_ns": st.applied_ns, "policy_sha256": hex(&st.policy_sha256),
+            "rules": st.rules, "program_id": st.program_id, "blocklist_prefixes": st.blocklist,
+            "pins": lifecycle::pin_dir(&a.dev),
+        });
+        return Ok(format!("{v}\n"));
+    }
+    let mut s = String::new();
+    let _ = writeln!(s, "{}: Palisade XDP, generation {}", st.dev, st.generation);
+    let _ = writeln!(
+        s,
+        "  mode {}, program id {}, {} rules, policy sha256 {}",
+        st.mode.map_or("unknown", |m| m.name()),
+        st.program_id.map_or("?".to_string(), |i| i.to_string()),
+        st.rules,
+        hex(&st.policy_sha256)
+    );
+    let _ = writeln!(
+        s,
+        "  applied {} s after the epoch; blocklist {} prefix(es); pinned in {}",
+        st.applied_ns / 1_000_000_000,
+        st.blocklist,
+        lifecycle::pin_dir(&a.dev).display()
+    );
+    Ok(s)
+}
+
+pub fn stats(a: DevArgs) -> Result<String> {
+    let rows = lifecycle::stats(&a.dev)?;
+    if a.format == Format::Json {
+        let v: Vec<_> = rows
+            .iter()
+            .map(|(id, c)| json!({"id": id, "packets": c.packets, "bytes": c.bytes}))
+            .collect();
+        return Ok(format!("{}\n", json!({"dev": a.dev, "counters": v})));
+    }
+    let mut s = format!("{:<32} {:>14} {:>16}\n", "id", "packets", "bytes");
+    for (id, c) in rows {
+        let _ = writeln!(s, "{id:<32} {:>14} {:>16}", c.packets, c.bytes);
+    }
+    Ok(s)
+}
+
+pub fn detach(a: DevArgs) -> Result<String> {
+    lifecycle::detach(&a.dev)?;
+    Ok(if a.format == Format::Json {
+        format!("{}\n", json!({"dev": a.dev, "detached": true}))
+    } else {
+        format!("{}: detached; nothing of Palisade is left on it\n", a.dev)
+    })
+}
+
+pub fn block(c: BlockCommand) -> Result<String> {
+    match c {
+        BlockCommand::Add { dev, cidr } => {
+            lifecycle::block_add(&dev, cidr)?;
+            Ok(format!("{dev}: blocking {cidr}\n"))
+        }
+        BlockCommand::Del { dev, cidr } => {
+            lifecycle::block_del(&dev, cidr)?;
+            Ok(format!("{dev}: no longer blocking {cidr}\n"))
+        }
+        BlockCommand::List(a) => {
+            let list = lifecycle::block_list(&a.dev)?;
+            if a.format == Format::Json {
+                let v: Vec<String> = list.iter().map(|p| p.to_string()).collect();
+                return Ok(format!("{}\n", json!({"dev": a.dev, "blocklist": v})));
+            }
+            Ok(list.iter().map(|p| format!("{p}\n")).collect())
+        }
+    }
+}

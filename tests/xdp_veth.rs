@@ -1,0 +1,262 @@
+//! The XDP program on a real interface: `palisade apply` attaches it to one
+//! end of a veth pair in namespaces made for the test, frames written on
+//! the other end are decided by it, and `palisade stats` / `status` /
+//! `detach` / `block`, each a new process, read and change what is pinned.
+//!
+//! Expected counts come from the reference evaluator deciding the same
+//! frames (`palisade eval` on a capture of them).
+//!
+//! Needs root: skipped (and saying so) otherwise, a failure under
+//! PALISADE_REQUIRE_ROOT_TESTS=1 (as in CI).
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use hw_tests::{require_root, VethPair};
+use serde_json::Value;
+
+const PALISADE: &str = env!("CARGO_BIN_EXE_palisade");
+
+fn run(mut c: Command) -> String {
+    let out = c.output().expect("run palisade");
+    assert!(
+        out.status.success(),
+        "{c:?} failed ({}): {}{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("utf-8")
+}
+
+fn palisade_in(pair: &VethPair, args: &[&str]) -> String {
+    let mut c = pair.in_dev_ns(PALISADE);
+    c.args(args);
+    run(c)
+}
+
+/// Counters by id, from a new process.
+fn stats(pair: &VethPair) -> BTreeMap<String, u64> {
+    let out = palisade_in(pair, &["stats", "--dev", &pair.dev, "--format", "json"]);
+    let v: Value = serde_json::from_str(&out).expect("stats JSON");
+    v["counters"]
+        .as_array()
+        .expect("counters")
+        .iter()
+        .map(|c| (c["id"].as_str().unwrap().to_string(), c["packets"].as_u64().unwrap()))
+        .collect()
+}
+
+/// Wait until the counters add up to `total` (frames still in the veth's
+/// queue are decided a moment later), or give up after a few seconds.
+fn settled(pair: &VethPair, total: u64) -> BTreeMap<String, u64> {
+    let start = Instant::now();
+    loop {
+        let s = stats(pair);
+        if s.values().sum::<u64>() >= total || start.elapsed() > Duration::from_secs(5) {
+            return s;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Leave nothing pinned if a test fails half way.
+struct Detach<'a>(&'a VethPair);
+
+impl Drop for Detach<'_> {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(Path::new("/sys/fs/bpf/palisade").join(&self.0.dev));
+    }
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> String {
+    let p = dir.join(name);
+    std::fs::write(&p, text).expect("write");
+    p.to_str().unwrap().to_string()
+}
+
+/// Frames of a pcap file.
+fn frames(path: &str) -> Vec<Vec<u8>> {
+    let f = std::fs::File::open(path).expect("open pcap");
+    let mut r = pcap_file::pcap::PcapReader::new(f).expect("pcap");
+    let mut out = Vec::new();
+    while let Some(p) = r.next_packet() {
+        out.push(p.expect("packet").data.into_owned());
+    }
+    out
+}
+
+#[test]
+fn counters_equal_the_frames_sent_per_rule_and_enforcement_outlives_the_process() {
+    if !require_root("xdp_veth counters") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let pair = VethPair::new("pc").expect("veth pair");
+    let _cleanup = Detach(&pair);
+    let policy = write(
+        tmp.path(),
+        "edge.yaml",
+        &run({
+            let mut c = Command::new(PALISADE);
+            c.args(["example", "policy"]);
+            c
+        }),
+    );
+    let pcap = tmp.path().join("edge.pcap");
+    run({
+        let mut c = Command::new(PALISADE);
+        c.args(["example", "pcap", pcap.to_str().unwrap()]);
+        c
+    });
+    let pcap = pcap.to_str().unwrap();
+    // The reference's outcome for each frame.
+    let verdicts = run({
+        let mut c = Command::new(PALISADE);
+        c.args(["eval", &policy, pcap, "--output", "verdicts"]);
+        c
+    });
+    let ids: Vec<String> = verdicts
+        .lines()
+        .map(|l| l.split(' ').next().unwrap().to_string())
+        .collect();
+    let frames = frames(pcap);
+    assert_eq!(ids.len(), frames.len());
+
+    let out = palisade_in(&pair, &["apply", &policy, "--dev", &pair.dev]);
+    assert!(out.contains("generation 1"), "{out}");
+    // The applying process has exited: what follows runs against the pins.
+    let sender = pair.sender().expect("sender");
+    const ROUNDS: u64 = 5;
+    let mut want: BTreeMap<String, u64> = BTreeMap::new();
+    for _ in 0..ROUNDS {
+        for (f, id) in frames.iter().zip(&ids) {
+            if f.len() < 14 {
+                continue; // the kernel sends no frame shorter than its header
+            }
+            sender.send(f).expect("send");
+            *want.entry(id.clone()).or_default() += 1;
+        }
+    }
+    let total: u64 = want.values().sum();
+    let got = settled(&pair, total);
+    let got_nonzero: BTreeMap<String, u64> = got.into_iter().filter(|(_, n)| *n > 0).collect();
+    assert_eq!(got_nonzero, want, "XDP counters (left) against the reference (right)");
+    assert!(want.len() >= 5, "the example exercises only {} outcomes", want.len());
+
+    // status from yet another process names the generation and mode.
+    let st: Value =
+        serde_json::from_str(&palisade_in(&pair, &["status", "--dev", &pair.dev, "--format", "json"])).unwrap();
+    assert_eq!(st["generation"], 1);
+    assert_eq!(st["mode"], "native");
+
+    // The blocklist drops a source at once, ahead of the policy.
+    let src = &frames
+        .iter()
+        .find(|f| f.len() >= 34 && f[12..14] == [0x08, 0x00])
+        .expect("an IPv4 frame")[26..30];
+    let cidr = format!("{}.{}.{}.{}/32", src[0], src[1], src[2], src[3]);
+    palisade_in(&pair, &["block", "add", "--dev", &pair.dev, &cidr]);
+    let listed = palisade_in(&pair, &["block", "list", "--dev", &pair.dev]);
+    assert_eq!(listed.trim(), cidr);
+    let before = stats(&pair).get("@blocklist").copied().unwrap_or(0);
+    let f = frames
+        .iter()
+        .find(|f| f.len() >= 34 && f[12..14] == [0x08, 0x00] && &f[26..30] == src)
+        .unwrap();
+    for _ in 0..10 {
+        sender.send(f).unwrap();
+    }
+    let after = settled(&pair, total + 10)["@blocklist"];
+    assert_eq!(after - before, 10, "blocked frames counted under @blocklist");
+    palisade_in(&pair, &["block", "del", "--dev", &pair.dev, &cidr]);
+    assert_eq!(palisade_in(&pair, &["block", "list", "--dev", &pair.dev]).trim(), "");
+
+    palisade_in(&pair, &["detach", "--dev", &pair.dev]);
+    assert!(!Path::new("/sys/fs/bpf/palisade").join(&pair.dev).exists());
+    let mut c = pair.in_dev_ns(PALISADE);
+    c.args(["status", "--dev", &pair.dev]);
+    let out = c.output().unwrap();
+    assert!(!out.status.success(), "status after detach should fail");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no Palisade program is pinned"));
+}
+
+fn policy(prefix: &str, allow_port: u16, deny_port: u16) -> String {
+    format!(
+        "default: deny\nrules:\n  - id: {prefix}-allow\n    action: allow\n    protocol: udp\n    dst-port: {allow_port}\n  \
+         - id: {prefix}-deny\n    action: deny\n    protocol: udp\n    dst-port: {deny_port}\n  \
+         - id: {prefix}-rest\n    action: allow\n"
+    )
+}
+
+fn udp_frame(dst_port: u16, seq: u32) -> Vec<u8> {
+    let mut out = Vec::new();
+    etherparse::PacketBuilder::ethernet2([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2])
+        .ipv4([192, 0, 2, 1], [192, 0, 2, 2], 64)
+        .udp(40000, dst_port)
+        .write(&mut out, &seq.to_be_bytes())
+        .expect("build frame");
+    out
+}
+
+/// Policies A and B with disjoint rule ids are swapped back and forth while
+/// frames flow: every frame is counted under exactly one rule of one of
+/// them (so no frame met a mix, or nothing), the counters of both survive
+/// every swap, and frames sent = A's counts + B's counts.
+#[test]
+fn swaps_under_traffic_count_every_frame_once() {
+    if !require_root("xdp_veth swaps") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let pair = VethPair::new("ps").expect("veth pair");
+    let _cleanup = Detach(&pair);
+    let a = write(tmp.path(), "a.yaml", &policy("a", 1000, 2000));
+    let b = write(tmp.path(), "b.yaml", &policy("b", 2000, 1000));
+    palisade_in(&pair, &["apply", &a, "--dev", &pair.dev]);
+
+    let sender = pair.sender().expect("sender");
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = stop.clone();
+    let traffic = std::thread::spawn(move || {
+        let ports = [1000u16, 2000, 3000];
+        let mut sent = 0u64;
+        while !flag.load(std::sync::atomic::Ordering::Relaxed) {
+            for _ in 0..32 {
+                sender
+                    .send(&udp_frame(ports[sent as usize % 3], sent as u32))
+                    .expect("send");
+                sent += 1;
+            }
+            // Paced, so the veth's queue never overflows and drops.
+            std::thread::sleep(Duration::from_micros(500));
+        }
+        sent
+    });
+    let mut switch_ms = Vec::new();
+    for (i, p) in [&b, &a, &b, &a, &b, &a, &b].iter().enumerate() {
+        std::thread::sleep(Duration::from_millis(60));
+        let out = palisade_in(&pair, &["apply", p, "--dev", &pair.dev, "--format", "json"]);
+        let v: Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(v["generation"], i as u64 + 2, "{out}");
+        assert_eq!(v["replaced"], true);
+        switch_ms.push(v["switch_ms"].as_f64().unwrap());
+    }
+    std::thread::sleep(Duration::from_millis(60));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let sent = traffic.join().expect("sender thread");
+    let got = settled(&pair, sent);
+    eprintln!("sent {sent}; counters {got:?}; link update times {switch_ms:?} ms");
+    let others: Vec<_> = got
+        .iter()
+        .filter(|(id, n)| !(id.starts_with("a-") || id.starts_with("b-")) && **n > 0)
+        .collect();
+    assert!(others.is_empty(), "frames counted outside both policies: {others:?}");
+    let counted: u64 = got.values().sum();
+    assert_eq!(counted, sent, "frames sent against frames counted: {got:?}");
+    for id in ["a-allow", "a-deny", "a-rest", "b-allow", "b-deny", "b-rest"] {
+        assert!(got.get(id).copied().unwrap_or(0) > 0, "{id} never counted: {got:?}");
+    }
+}
