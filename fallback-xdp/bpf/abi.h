@@ -59,6 +59,17 @@
 #define ACTION_DENY 1
 #define ACTION_RATE_LIMIT 2
 
+/* rule_conf.flags */
+/* A rate-limit rule the NIC polices: trusted packets it let through are
+ * allowed here; untrusted ones (which the NIC never decides) are policed. */
+#define RULE_NIC_POLICED 1
+
+/* config.trust_flags: what the NIC's parser reads as ours (DESIGN §4). */
+#define TRUST_NIC 1
+#define TRUST_IPV6_EXT 2
+#define TRUST_IPV4_OPTIONS 4
+#define TRUST_FRAGMENTS 8
+
 /* config.non_first_fragment: none, or a verdict + 1. */
 #define FRAG_ACTION_NONE 0
 
@@ -121,7 +132,8 @@ struct tree {
 
 struct rule_conf {
 	__u8 action;
-	__u8 pad[3];
+	__u8 flags;
+	__u8 pad[2];
 	__u32 slot;
 	__u32 log_one_in;
 	__u32 pad2;
@@ -152,7 +164,10 @@ struct config {
 	__u8 malformed_verdict;
 	/* FRAG_ACTION_NONE, or the verdict for non-first fragments + 1. */
 	__u8 non_first_fragment;
-	__u64 pad;
+	/* TRUST_* bits, and the most VLAN tags the NIC reads. */
+	__u8 trust_flags;
+	__u8 trust_vlan_tags;
+	__u8 pad[6];
 };
 
 struct counter {

@@ -182,6 +182,15 @@ struct {
 
 enum parse_result { PARSE_IP, PARSE_NON_IP, PARSE_MALFORMED };
 
+/* What decides whether a NIC may have decided the packet (DESIGN §4),
+ * read as compiler::partition::trust_facts reads it. */
+struct facts {
+	__u8 later;
+	__u8 vlan_tags;
+	__u8 ext_headers;
+	__u8 ipv4_options;
+};
+
 /* OR `v` (at most 64 bits, already masked to its width) into the key at bit
  * `off`. Offsets are constants, so this folds to one or two ORs. */
 static __always_inline void put(__u64 *k, __u32 off, __u32 width, __u64 v)
@@ -259,7 +268,7 @@ static __always_inline int parse_l4(void *data, void *data_end, __u32 l4, __u32 
 
 /* wire.rs rule 4. `off` is where the IPv4 header starts. */
 static __always_inline int parse_ipv4(void *data, void *data_end, __u32 off, __u64 *k,
-				      __u8 *later)
+				      struct facts *f)
 {
 	if (off > MAX_PACKET_OFFSET)
 		return PARSE_MALFORMED;
@@ -272,6 +281,7 @@ static __always_inline int parse_ipv4(void *data, void *data_end, __u32 off, __u
 	__u32 ihl = (p[0] & 0x0f) * 4;
 	if (ihl < 20 || off + ihl > len)
 		return PARSE_MALFORMED;
+	f->ipv4_options = ihl > 20;
 	__u32 total = be16(p + 2);
 	if (total < ihl || off + total > len)
 		return PARSE_MALFORMED;
@@ -283,7 +293,7 @@ static __always_inline int parse_ipv4(void *data, void *data_end, __u32 off, __u
 	put(k, K_DST, 32, be32(p + 16));
 	if (frag & 0x1fff) {
 		put(k, K_FRAG, 2, FRAG_IS_FRAGMENT | FRAG_IS_LATER);
-		*later = 1;
+		f->later = 1;
 		return PARSE_IP;
 	}
 	if (frag & 0x2000)
@@ -293,7 +303,7 @@ static __always_inline int parse_ipv4(void *data, void *data_end, __u32 off, __u
 
 /* wire.rs rule 5. */
 static __always_inline int parse_ipv6(void *data, void *data_end, __u32 off, __u64 *k,
-				      __u8 *later)
+				      struct facts *f)
 {
 	if (off > MAX_PACKET_OFFSET)
 		return PARSE_MALFORMED;
@@ -317,6 +327,7 @@ static __always_inline int parse_ipv6(void *data, void *data_end, __u32 off, __u
 
 	__u8 nh = p[6];
 	__u32 pos = off + 40;
+	f->ext_headers = is_ext_header(nh);
 	int first = 0;
 	/* Unrolled: Linux 6.1's verifier refuses this loop's shape ("back-edge
 	 * from insn"), and nine copies are small. */
@@ -346,7 +357,7 @@ static __always_inline int parse_ipv6(void *data, void *data_end, __u32 off, __u
 			if (be16(h + 2) >> 3) {
 				put(k, K_FRAG, 2, FRAG_IS_FRAGMENT | FRAG_IS_LATER);
 				put(k, K_PROTO, 8, h[0]);
-				*later = 1;
+				f->later = 1;
 				return PARSE_IP;
 			}
 			first = 1;
@@ -361,7 +372,7 @@ static __always_inline int parse_ipv6(void *data, void *data_end, __u32 off, __u
 }
 
 /* wire.rs rules 1-3: Ethernet and up to two VLAN tags. */
-static __always_inline int parse(void *data, void *data_end, __u64 *k, __u8 *later)
+static __always_inline int parse(void *data, void *data_end, __u64 *k, struct facts *f)
 {
 	__u8 *p = data;
 	if ((void *)(p + ETH_HLEN) > data_end)
@@ -381,13 +392,14 @@ static __always_inline int parse(void *data, void *data_end, __u64 *k, __u8 *lat
 		}
 		et = be16(t + 2);
 		off += 4;
+		f->vlan_tags++;
 	}
 	if (et == ETH_P_8021Q || et == ETH_P_8021AD)
 		return PARSE_MALFORMED; /* more tags than the parser reads */
 	if (et == ETH_P_IP)
-		return parse_ipv4(data, data_end, off, k, later);
+		return parse_ipv4(data, data_end, off, k, f);
 	if (et == ETH_P_IPV6)
-		return parse_ipv6(data, data_end, off, k, later);
+		return parse_ipv6(data, data_end, off, k, f);
 	return PARSE_NON_IP;
 }
 
@@ -464,6 +476,24 @@ static __always_inline int blocked(const __u64 *k)
 	for (int i = 0; i < 4; i++)
 		key4.addr[i] = lo >> (24 - 8 * i);
 	return bpf_map_lookup_elem(&blocklist_v4, &key4) != 0;
+}
+
+/* Did the NIC read this IP packet as ours does (NicProfile::trusts_class)? */
+static __always_inline int trusted(const struct config *c, const struct facts *f, const __u64 *k)
+{
+	__u8 t = c->trust_flags;
+	int frag = (k[1] >> (K_FRAG - 64)) & FRAG_IS_FRAGMENT;
+	if (!(t & TRUST_NIC))
+		return 0;
+	if (f->vlan_tags > c->trust_vlan_tags)
+		return 0;
+	if (f->ext_headers && !(t & TRUST_IPV6_EXT))
+		return 0;
+	if (f->ipv4_options && !(t & TRUST_IPV4_OPTIONS))
+		return 0;
+	if (frag && !(t & TRUST_FRAGMENTS))
+		return 0;
+	return 1;
 }
 
 static __always_inline __u64 now_ns(void)
@@ -561,9 +591,9 @@ static __always_inline int decide(struct xdp_md *ctx, int linear)
 	for (int i = 0; i < KEY_SLOTS; i++)
 		k[i] = 0;
 
-	__u8 later = 0;
+	struct facts f = {};
 	__u32 outcome, rule = NO_ENTRY, verdict, slot;
-	int pr = parse(data, data_end, k, &later);
+	int pr = parse(data, data_end, k, &f);
 	if (pr == PARSE_MALFORMED) {
 		outcome = OUT_MALFORMED;
 		verdict = cfg->malformed_verdict;
@@ -588,9 +618,11 @@ static __always_inline int decide(struct xdp_md *ctx, int linear)
 				verdict = VERDICT_ALLOW;
 			else if (rc->action == ACTION_DENY)
 				verdict = VERDICT_DENY;
+			else if ((rc->flags & RULE_NIC_POLICED) && trusted(cfg, &f, k))
+				verdict = VERDICT_ALLOW; /* the NIC policed it already */
 			else
 				verdict = police(rule, len);
-		} else if (later && cfg->non_first_fragment != FRAG_ACTION_NONE) {
+		} else if (f.later && cfg->non_first_fragment != FRAG_ACTION_NONE) {
 			rule = NO_ENTRY;
 			outcome = OUT_FRAGMENT;
 			verdict = cfg->non_first_fragment - 1;

@@ -39,7 +39,8 @@ pub struct Tree {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct RuleConf {
     pub action: u8,
-    pub pad: [u8; 3],
+    pub flags: u8,
+    pub pad: [u8; 2],
     pub slot: u32,
     pub log_one_in: u32,
     pub pad2: u32,
@@ -68,7 +69,9 @@ pub struct Config {
     pub non_ip_verdict: u8,
     pub malformed_verdict: u8,
     pub non_first_fragment: u8,
-    pub pad: u64,
+    pub trust_flags: u8,
+    pub trust_vlan_tags: u8,
+    pub pad: [u8; 6],
 }
 
 #[repr(C)]

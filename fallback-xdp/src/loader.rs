@@ -97,6 +97,42 @@ fn bucket(id: &str, rate: Rate, burst: u64) -> anyhow::Result<Bucket> {
 }
 
 impl Tables {
+    /// The host's tables behind a NIC that runs `part` of `profile`:
+    /// rate-limit rules the NIC polices act as allow for packets the NIC's
+    /// parser reads as ours (trusted) and are policed here for the rest
+    /// (DESIGN §4).
+    pub fn behind_nic(
+        policy: &Policy,
+        profile: &compiler::profile::NicProfile,
+        part: &compiler::partition::Partition,
+    ) -> anyhow::Result<Tables> {
+        use compiler::partition::Placement;
+        use compiler::profile::ExtHeaders;
+        let mut t = Tables::new(policy)?;
+        if !profile.offload {
+            return Ok(t);
+        }
+        for ((conf, rule), place) in t.rules.iter_mut().zip(&policy.rules).zip(&part.placements) {
+            if matches!(rule.action, Action::RateLimit(_)) && *place == Placement::NicDecides {
+                conf.flags |= abi::RULE_NIC_POLICED as u8;
+            }
+        }
+        let tr = &profile.trust;
+        let mut flags = abi::TRUST_NIC;
+        if tr.ipv6_ext_headers == ExtHeaders::Any {
+            flags |= abi::TRUST_IPV6_EXT;
+        }
+        if tr.ipv4_options {
+            flags |= abi::TRUST_IPV4_OPTIONS;
+        }
+        if tr.fragments {
+            flags |= abi::TRUST_FRAGMENTS;
+        }
+        t.config.trust_flags = flags as u8;
+        t.config.trust_vlan_tags = tr.vlan_tags;
+        Ok(t)
+    }
+
     /// Count rule `i` in counter slot `slots[i]` instead of the default
     /// (FIRST_RULE_SLOT + i), so counts carry over by rule id.
     pub fn set_slots(&mut self, slots: &[u32]) {
@@ -149,7 +185,7 @@ impl Tables {
             non_first_fragment: policy
                 .non_first_fragment
                 .map_or(abi::FRAG_ACTION_NONE as u8, |v| verdict_code(v) + 1),
-            pad: 0,
+            ..Config::default()
         };
         Ok(Tables {
             classifier,
