@@ -14,6 +14,8 @@ use serde_json::json;
 /// What `palisade bench xdp` measures.
 pub struct XdpBench {
     pub policy_name: String,
+    /// The policy file, for the apply measurements.
+    pub policy_path: std::path::PathBuf,
     pub rules: usize,
     pub frames: Vec<Vec<u8>>,
     pub repeat: u32,
@@ -82,6 +84,7 @@ impl XdpBench {
             eprint!("\r{}\r", " ".repeat(30));
         }
         let (mc, ml, mp) = (median(tc), median(tl), median(tp));
+        let life = lifecycle_times(&self.policy_path)?;
         let shape = classifier.shape;
         if self.json {
             let v = json!({
@@ -101,6 +104,8 @@ impl XdpBench {
                 "build_tables_ms": build.as_secs_f64() * 1e3,
                 "load_and_fill_ms": load_time.as_secs_f64() * 1e3,
                 "fill_maps_ms": classifier.fill_time.as_secs_f64() * 1e3,
+                "apply_from_file_ms": life.first_apply, "swap_apply_ms": life.swap_apply,
+                "link_update_ms": life.link_update, "block_add_command_ms": life.block_add,
             });
             return Ok(format!("{v}\n"));
         }
@@ -142,6 +147,99 @@ impl XdpBench {
             load_time.as_secs_f64() * 1e3,
             classifier.fill_time.as_secs_f64() * 1e3
         ));
+        s.push_str(&format!(
+            "  on a veth (medians of {LIFE_RUNS}): `palisade apply` from file to active generation {:.0} ms; \
+             a second apply (new generation) {:.0} ms, of which the link update {:.1} ms; \
+             `palisade block add` until effective {:.1} ms\n",
+            life.first_apply, life.swap_apply, life.link_update, life.block_add
+        ));
         Ok(s)
     }
+}
+
+const LIFE_RUNS: usize = 3;
+
+/// Wall-clock medians, in milliseconds, of the lifecycle commands run as
+/// separate processes against a veth in a namespace made for the purpose.
+struct LifeTimes {
+    first_apply: f64,
+    swap_apply: f64,
+    link_update: f64,
+    block_add: f64,
+}
+
+fn lifecycle_times(policy: &std::path::Path) -> Result<LifeTimes> {
+    use std::process::Command;
+    let ns = format!("palisade-bench-{}", std::process::id());
+    let dev = format!("pb{}", std::process::id() % 100_000);
+    let sh = |args: &[&str]| -> Result<()> {
+        let out = Command::new(args[0]).args(&args[1..]).output()?;
+        if !out.status.success() {
+            anyhow::bail!("{}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim());
+        }
+        Ok(())
+    };
+    sh(&["ip", "netns", "add", &ns])?;
+    let result = (|| -> Result<LifeTimes> {
+        sh(&[
+            "ip",
+            "-n",
+            &ns,
+            "link",
+            "add",
+            &dev,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            &format!("{dev}p"),
+        ])?;
+        sh(&["ip", "-n", &ns, "link", "set", &dev, "up"])?;
+        sh(&["ip", "-n", &ns, "link", "set", &format!("{dev}p"), "up"])?;
+        let exe = std::env::current_exe()?;
+        let palisade = |args: &[&str]| -> Result<(f64, String)> {
+            let t = Instant::now();
+            let out = Command::new("nsenter")
+                .arg(format!("--net=/run/netns/{ns}"))
+                .arg(&exe)
+                .args(args)
+                .output()?;
+            let ms = t.elapsed().as_secs_f64() * 1e3;
+            if !out.status.success() {
+                anyhow::bail!(
+                    "palisade {}: {}",
+                    args.join(" "),
+                    String::from_utf8_lossy(&out.stderr).trim()
+                );
+            }
+            Ok((ms, String::from_utf8_lossy(&out.stdout).into_owned()))
+        };
+        let p = policy
+            .to_str()
+            .ok_or_else(|| anyhow::anyhow!("policy path is not UTF-8"))?;
+        let (mut first, mut swap, mut link, mut block) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        for _ in 0..LIFE_RUNS {
+            first.push(palisade(&["apply", p, "--dev", &dev, "--format", "json"])?.0);
+            let (ms, out) = palisade(&["apply", p, "--dev", &dev, "--format", "json"])?;
+            swap.push(ms);
+            let v: serde_json::Value = serde_json::from_str(&out)?;
+            link.push(v["switch_ms"].as_f64().unwrap_or(f64::NAN));
+            // The LPM update is synchronous: the next packet meets it.
+            block.push(palisade(&["block", "add", "--dev", &dev, "198.51.100.7/32"])?.0);
+            palisade(&["detach", "--dev", &dev])?;
+        }
+        Ok(LifeTimes {
+            first_apply: median(first),
+            swap_apply: median(swap),
+            link_update: median(link),
+            block_add: median(block),
+        })
+    })();
+    let _ = Command::new("nsenter")
+        .arg(format!("--net=/run/netns/{ns}"))
+        .arg(std::env::current_exe()?)
+        .args(["detach", "--dev", &dev])
+        .output();
+    let _ = sh(&["ip", "netns", "del", &ns]);
+    result
 }

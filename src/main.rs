@@ -892,6 +892,7 @@ fn bench_xdp(a: BenchXdpArgs) -> Result<ExitCode> {
     let frames: Vec<Vec<u8>> = all.into_iter().step_by(step).collect();
     let bench = bench::XdpBench {
         policy_name: a.policy.policy.display().to_string(),
+        policy_path: a.policy.policy.clone(),
         rules: policy.rules.len(),
         frames,
         repeat: a.repeat,
