@@ -68,6 +68,8 @@ enum Command {
     /// The emergency blocklist: source prefixes dropped before the policy.
     #[command(subcommand)]
     Block(ops::BlockCommand),
+    /// Sampled decisions of rules with `log`, as JSON lines (rule id, 5-tuple, verdict).
+    Log(ops::LogArgs),
 }
 
 #[derive(Args)]
@@ -355,6 +357,7 @@ fn main() -> ExitCode {
         Command::Stats(a) => ops::stats(a).and_then(|s| stdout_write(&s)).map(|_| ExitCode::SUCCESS),
         Command::Detach(a) => ops::detach(a).and_then(|s| stdout_write(&s)).map(|_| ExitCode::SUCCESS),
         Command::Block(c) => ops::block(c).and_then(|s| stdout_write(&s)).map(|_| ExitCode::SUCCESS),
+        Command::Log(a) => ops::log(a).map(|_| ExitCode::SUCCESS),
     };
     match result {
         Ok(code) => code,

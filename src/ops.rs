@@ -52,6 +52,10 @@ pub fn sha256(text: &str) -> [u8; 32] {
     Sha256::digest(text.as_bytes()).into()
 }
 
+fn rfc3339(unix_ns: u64) -> String {
+    humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + std::time::Duration::from_nanos(unix_ns)).to_string()
+}
+
 fn ms(d: std::time::Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
@@ -96,7 +100,7 @@ pub fn status(a: DevArgs) -> Result<String> {
     if a.format == Format::Json {
         let v = json!({
             "dev": st.dev, "generation": st.generation, "mode": st.mode.map(|m| m.name()),
-            "applied_unix_ns": st.applied_ns, "policy_sha256": hex(&st.policy_sha256),
+            "applied_unix_ns": st.applied_ns, "applied": rfc3339(st.applied_ns), "policy_sha256": hex(&st.policy_sha256),
             "rules": st.rules, "program_id": st.program_id, "blocklist_prefixes": st.blocklist,
             "pins": lifecycle::pin_dir(&a.dev),
         });
@@ -114,8 +118,8 @@ pub fn status(a: DevArgs) -> Result<String> {
     );
     let _ = writeln!(
         s,
-        "  applied {} s after the epoch; blocklist {} prefix(es); pinned in {}",
-        st.applied_ns / 1_000_000_000,
+        "  applied {}; blocklist {} prefix(es); pinned in {}",
+        rfc3339(st.applied_ns),
         st.blocklist,
         lifecycle::pin_dir(&a.dev).display()
     );
@@ -166,4 +170,57 @@ pub fn block(c: BlockCommand) -> Result<String> {
             Ok(list.iter().map(|p| format!("{p}\n")).collect())
         }
     }
+}
+
+#[derive(Args)]
+pub struct LogArgs {
+    /// The interface.
+    #[arg(long, value_name = "IFACE")]
+    pub dev: String,
+    /// Stop after this many decisions.
+    #[arg(long)]
+    pub count: Option<u64>,
+    /// Stop after this many seconds (fractions allowed).
+    #[arg(long, value_name = "SECONDS")]
+    pub timeout: Option<f64>,
+}
+
+/// Print sampled decisions as JSON lines until --count or --timeout (or
+/// forever, following the log).
+pub fn log(a: LogArgs) -> Result<()> {
+    use std::io::Write as _;
+    let mut reader = lifecycle::LogReader::open(&a.dev)?;
+    let deadline = a
+        .timeout
+        .map(|t| std::time::Instant::now() + std::time::Duration::from_secs_f64(t.max(0.0)));
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    let mut n = 0u64;
+    loop {
+        if a.count.is_some_and(|c| n >= c) || deadline.is_some_and(|d| std::time::Instant::now() >= d) {
+            break;
+        }
+        match reader.next()? {
+            Some(e) => {
+                let time = std::time::UNIX_EPOCH + std::time::Duration::from_nanos(e.time_ns);
+                let mut v = json!({
+                    "time": humantime::format_rfc3339_nanos(time).to_string(),
+                    "id": e.id, "verdict": e.verdict.name(),
+                    "src": e.src.to_string(), "dst": e.dst.to_string(), "proto": e.proto,
+                });
+                if let Some((sp, dp)) = e.ports {
+                    v["src_port"] = json!(sp);
+                    v["dst_port"] = json!(dp);
+                }
+                writeln!(out, "{v}")?;
+                n += 1;
+            }
+            None => {
+                out.flush()?;
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+        }
+    }
+    out.flush()?;
+    Ok(())
 }

@@ -260,3 +260,55 @@ fn swaps_under_traffic_count_every_frame_once() {
         assert!(got.get(id).copied().unwrap_or(0) > 0, "{id} never counted: {got:?}");
     }
 }
+
+/// Sampled logging: a rule with `log: true` logs every decision it makes,
+/// one with `log: {one-in: 10}` about one in ten (the sample is counted per
+/// CPU), a rule without `log` nothing; each line names the rule id, the
+/// 5-tuple sent and the verdict.
+#[test]
+fn sampled_decisions_reach_the_log() {
+    if !require_root("xdp_veth log") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let pair = VethPair::new("pl").expect("veth pair");
+    let _cleanup = Detach(&pair);
+    let policy = write(
+        tmp.path(),
+        "log.yaml",
+        "default: allow\nrules:\n  - id: every\n    action: deny\n    protocol: udp\n    dst-port: 1000\n    log: true\n  \
+         - id: tenth\n    action: allow\n    protocol: udp\n    dst-port: 2000\n    log: {one-in: 10}\n  \
+         - id: quiet\n    action: allow\n    protocol: udp\n    dst-port: 3000\n",
+    );
+    palisade_in(&pair, &["apply", &policy, "--dev", &pair.dev]);
+    let sender = pair.sender().expect("sender");
+    for i in 0..100u32 {
+        for port in [1000, 2000, 3000] {
+            sender.send(&udp_frame(port, i)).unwrap();
+        }
+    }
+    settled(&pair, 300);
+    let out = palisade_in(&pair, &["log", "--dev", &pair.dev, "--timeout", "1"]);
+    let lines: Vec<Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("JSON line"))
+        .collect();
+    let count = |id: &str| lines.iter().filter(|v| v["id"] == id).count();
+    assert_eq!(count("every"), 100, "{out}");
+    let tenth = count("tenth");
+    // Per CPU, one in ten of that CPU's packets: at least 10 - (CPUs - 1).
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    assert!(
+        (10 + 1 - cpus.min(10)..=10).contains(&tenth),
+        "tenth logged {tenth} times"
+    );
+    assert_eq!(count("quiet"), 0);
+    let e = lines.iter().find(|v| v["id"] == "every").unwrap();
+    assert_eq!(e["verdict"], "deny");
+    assert_eq!(e["src"], "192.0.2.1");
+    assert_eq!(e["dst"], "192.0.2.2");
+    assert_eq!(e["proto"], 17);
+    assert_eq!(e["src_port"], 40000);
+    assert_eq!(e["dst_port"], 1000);
+    assert!(e["time"].as_str().unwrap().starts_with("20"), "{e}");
+}

@@ -81,6 +81,9 @@
 /* Emergency blocklist: source prefixes per family. */
 #define BLOCKLIST_MAX 65536
 
+/* Bytes of the decision log ring buffer (a power of two, at least a page). */
+#define LOG_RING_BYTES 1048576
+
 /* Rule ids kept per counter slot, for reading counters back by id. */
 #define SLOT_ID_MAX 124
 
@@ -97,6 +100,7 @@
 #define META_SIZE 64
 #define LPM_V4_SIZE 8
 #define LPM_V6_SIZE 20
+#define LOG_EVENT_SIZE 56
 
 #ifndef PALISADE_ABI_DEFINES_ONLY
 #include <linux/types.h>
@@ -203,6 +207,24 @@ struct meta {
 	__u32 mode;
 	/* Counter slots handed out so far. */
 	__u64 slots_used;
+};
+
+/* One sampled decision (DESIGN §1: rule id, 5-tuple, verdict). The rule is
+ * named by its counter slot, which slot_ids maps to its id. Addresses are
+ * in network byte order; an IPv4 address is the first 4 bytes. */
+struct log_event {
+	__u64 ktime_ns;
+	__u32 slot;
+	__u8 verdict;
+	/* 4 or 6 */
+	__u8 family;
+	__u8 proto;
+	/* 1 when the ports were read. */
+	__u8 has_ports;
+	__u16 src_port;
+	__u16 dst_port;
+	__u8 src[16];
+	__u8 dst[16];
 };
 
 struct lpm_v4 {

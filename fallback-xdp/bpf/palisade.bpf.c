@@ -25,6 +25,7 @@ _Static_assert(sizeof(struct slot_id) == SLOT_ID_SIZE, "slot_id");
 _Static_assert(sizeof(struct meta) == META_SIZE, "meta");
 _Static_assert(sizeof(struct lpm_v4) == LPM_V4_SIZE, "lpm_v4");
 _Static_assert(sizeof(struct lpm_v6) == LPM_V6_SIZE, "lpm_v6");
+_Static_assert(sizeof(struct log_event) == LOG_EVENT_SIZE, "log_event");
 
 /* Set by the loader before the program is loaded; the verifier drops the
  * code behind a flag that is off. */
@@ -114,6 +115,11 @@ struct {
 	__type(key, __u32);
 	__type(value, struct meta);
 } meta SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, LOG_RING_BYTES);
+} log_ring SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
@@ -456,26 +462,61 @@ static __always_inline __u32 classify(const __u64 *k, __u32 ntrees)
 	return rule;
 }
 
+static __always_inline int is_v6(const __u64 *k)
+{
+	return (k[5] >> (K_FAMILY - 320)) & 1;
+}
+
+/* An address field of the key (K_SRC at word 3 bit 24, K_DST at word 1 bit
+ * 24) as bytes in network order: 16 for IPv6, the first 4 for IPv4. */
+static __always_inline void addr_bytes(const __u64 *k, int word, int v6, __u8 *out)
+{
+	__u64 lo = (k[word] >> 24) | (k[word + 1] << 40);	/* bits 0-63 */
+	__u64 hi = (k[word + 1] >> 24) | (k[word + 2] << 40);	/* bits 64-127 */
+	if (v6) {
+#pragma unroll
+		for (int i = 0; i < 8; i++) {
+			out[i] = hi >> (56 - 8 * i);
+			out[8 + i] = lo >> (56 - 8 * i);
+		}
+	} else {
+#pragma unroll
+		for (int i = 0; i < 4; i++)
+			out[i] = lo >> (24 - 8 * i);
+	}
+}
+
 /* Is the packet's source address in the blocklist? Read from the key. */
 static __always_inline int blocked(const __u64 *k)
 {
-	/* The source field starts at key bit K_SRC = word 3, bit 24. */
-	__u64 lo = (k[3] >> 24) | (k[4] << 40);   /* address bits 0-63 */
-	__u64 hi = (k[4] >> 24) | (k[5] << 40);   /* address bits 64-127 */
-	if (k[5] & (1ULL << (K_FAMILY - 320))) {
+	if (is_v6(k)) {
 		struct lpm_v6 key6 = { .prefixlen = 128 };
-#pragma unroll
-		for (int i = 0; i < 8; i++) {
-			key6.addr[i] = hi >> (56 - 8 * i);
-			key6.addr[8 + i] = lo >> (56 - 8 * i);
-		}
+		addr_bytes(k, 3, 1, key6.addr);
 		return bpf_map_lookup_elem(&blocklist_v6, &key6) != 0;
 	}
 	struct lpm_v4 key4 = { .prefixlen = 32 };
-#pragma unroll
-	for (int i = 0; i < 4; i++)
-		key4.addr[i] = lo >> (24 - 8 * i);
+	addr_bytes(k, 3, 0, key4.addr);
 	return bpf_map_lookup_elem(&blocklist_v4, &key4) != 0;
+}
+
+/* Write a sampled decision to the log ring (dropped when the ring is full:
+ * logging never holds up a packet). */
+static __always_inline void log_decision(const __u64 *k, __u32 slot, __u32 verdict)
+{
+	struct log_event ev = {};
+	ev.ktime_ns = bpf_ktime_get_ns();
+	ev.slot = slot;
+	ev.verdict = verdict;
+	int v6 = is_v6(k);
+	ev.family = v6 ? 6 : 4;
+	ev.proto = k[1] >> (K_PROTO - 64);
+	ev.has_ports = (k[1] >> (K_PORTS_VALID - 64)) & 1;
+	/* src_port: key bits 61-76 (word 0 bits 61-63, word 1 bits 0-12). */
+	ev.src_port = ((k[0] >> 61) | (k[1] << 3)) & 0xffff;
+	ev.dst_port = (k[0] >> K_DST_PORT) & 0xffff;
+	addr_bytes(k, 3, v6, ev.src);
+	addr_bytes(k, 1, v6, ev.dst);
+	bpf_ringbuf_output(&log_ring, &ev, sizeof(ev), 0);
 }
 
 /* Did the NIC read this IP packet as ours does (NicProfile::trusts_class)? */
@@ -539,13 +580,15 @@ static __always_inline __u32 police(__u32 r, __u32 len)
 	return verdict;
 }
 
-static __always_inline void count(__u32 slot, __u32 len)
+/* Count the packet; returns the slot's packet count on this CPU. */
+static __always_inline __u64 count(__u32 slot, __u32 len)
 {
 	struct counter *c = bpf_map_lookup_elem(&counters, &slot);
-	if (c) {
-		c->packets += 1;
-		c->bytes += len;
-	}
+	if (!c)
+		return 0;
+	c->packets += 1;
+	c->bytes += len;
+	return c->packets;
 }
 
 struct scan {
@@ -592,7 +635,7 @@ static __always_inline int decide(struct xdp_md *ctx, int linear)
 		k[i] = 0;
 
 	struct facts f = {};
-	__u32 outcome, rule = NO_ENTRY, verdict, slot;
+	__u32 outcome, rule = NO_ENTRY, verdict, slot, log_one_in = 0;
 	int pr = parse(data, data_end, k, &f);
 	if (pr == PARSE_MALFORMED) {
 		outcome = OUT_MALFORMED;
@@ -614,6 +657,7 @@ static __always_inline int decide(struct xdp_md *ctx, int linear)
 		if (rc) {
 			outcome = OUT_RULE;
 			slot = rc->slot;
+			log_one_in = rc->log_one_in;
 			if (rc->action == ACTION_ALLOW)
 				verdict = VERDICT_ALLOW;
 			else if (rc->action == ACTION_DENY)
@@ -634,7 +678,9 @@ static __always_inline int decide(struct xdp_md *ctx, int linear)
 			slot = SLOT_DEFAULT;
 		}
 	}
-	count(slot, len);
+	__u64 n = count(slot, len);
+	if (log_one_in && n % log_one_in == 0)
+		log_decision(k, slot, verdict);
 	if (record_last) {
 		l->outcome = outcome;
 		l->rule = rule;

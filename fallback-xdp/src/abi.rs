@@ -158,3 +158,32 @@ const _: () = assert!(std::mem::size_of::<aya::maps::lpm_trie::Key<[u8; 16]>>() 
 // SAFETY: as above.
 unsafe impl aya::Pod for SlotId {}
 unsafe impl aya::Pod for Meta {}
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LogEvent {
+    pub ktime_ns: u64,
+    pub slot: u32,
+    pub verdict: u8,
+    pub family: u8,
+    pub proto: u8,
+    pub has_ports: u8,
+    pub src_port: u16,
+    pub dst_port: u16,
+    pub src: [u8; 16],
+    pub dst: [u8; 16],
+}
+
+same_size!(LogEvent = LOG_EVENT_SIZE);
+
+impl LogEvent {
+    /// An event from the bytes of a ring-buffer record.
+    pub fn from_bytes(b: &[u8]) -> Option<LogEvent> {
+        if b.len() < std::mem::size_of::<LogEvent>() {
+            return None;
+        }
+        // SAFETY: LogEvent is plain repr(C) data of that size, any bit
+        // pattern is valid, and read_unaligned copies it out.
+        Some(unsafe { std::ptr::read_unaligned(b.as_ptr() as *const LogEvent) })
+    }
+}

@@ -7,8 +7,8 @@
 //!   the per-generation maps only it references (classifier, rules,
 //!   buckets, config), live as long as the link does: enforcement survives
 //!   the process that applied it.
-//! - `counters`, `slot_ids`, `meta`, `blocklist_v4`, `blocklist_v6`: maps
-//!   kept across generations ([`crate::loader::KEPT_MAPS`]). Each rule id
+//! - `counters`, `slot_ids`, `meta`, `blocklist_v4`, `blocklist_v6`,
+//!   `log_ring`: maps kept across generations ([`crate::loader::KEPT_MAPS`]). Each rule id
 //!   keeps its counter slot for as long as the maps exist, so counters stay
 //!   monotonic across policies.
 //!
@@ -32,7 +32,7 @@ use aya::programs::xdp::XdpLink;
 use aya::programs::XdpMode;
 use compiler::ir::Policy;
 
-use crate::abi::{self, Counter, Meta, SlotId};
+use crate::abi::{self, Counter, LogEvent, Meta, SlotId};
 use crate::loader::{sum_counters, Options, Program, Tables, Variant};
 
 /// Where every interface's directory is.
@@ -506,5 +506,95 @@ mod tests {
         assert!("10.0.0.0/33".parse::<Prefix>().is_err());
         assert!("nonsense".parse::<Prefix>().is_err());
         assert_eq!("0.0.0.0/0".parse::<Prefix>().unwrap().len, 0);
+    }
+}
+
+/// One sampled decision, with its rule id.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Logged {
+    /// CLOCK_REALTIME nanoseconds (the kernel's monotonic time moved by the
+    /// offset between the clocks when the event was read).
+    pub time_ns: u64,
+    pub id: String,
+    pub verdict: compiler::ir::Verdict,
+    pub src: IpAddr,
+    pub dst: IpAddr,
+    pub proto: u8,
+    pub ports: Option<(u16, u16)>,
+}
+
+/// Reads the decision log of an interface.
+pub struct LogReader {
+    dir: PathBuf,
+    ring: aya::maps::RingBuf<MapData>,
+    ids: HashMap<u32, String>,
+}
+
+fn clock_ns(clock: libc::clockid_t) -> u64 {
+    // SAFETY: clock_gettime into a zeroed timespec we own.
+    unsafe {
+        let mut ts: libc::timespec = std::mem::zeroed();
+        libc::clock_gettime(clock, &mut ts);
+        ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+    }
+}
+
+impl LogReader {
+    pub fn open(dev: &str) -> Result<LogReader> {
+        let dir = require_dir(dev)?;
+        let ring = aya::maps::RingBuf::try_from(pinned_map(&dir, "log_ring")?)?;
+        let mut r = LogReader {
+            dir,
+            ring,
+            ids: HashMap::new(),
+        };
+        r.reload_ids()?;
+        Ok(r)
+    }
+
+    fn reload_ids(&mut self) -> Result<()> {
+        let meta = read_meta(&self.dir)?;
+        self.ids = read_slot_ids(&self.dir, meta.slots_used)?
+            .into_iter()
+            .map(|(id, s)| (s, id))
+            .collect();
+        Ok(())
+    }
+
+    /// The next logged decision, if one is waiting.
+    pub fn next(&mut self) -> Result<Option<Logged>> {
+        let Some(ev) = self.ring.next().and_then(|item| LogEvent::from_bytes(&item)) else {
+            return Ok(None);
+        };
+        if !self.ids.contains_key(&ev.slot) {
+            // A rule of a generation applied after this reader opened.
+            self.reload_ids()?;
+        }
+        let id = self
+            .ids
+            .get(&ev.slot)
+            .cloned()
+            .unwrap_or_else(|| format!("@slot-{}", ev.slot));
+        let addr = |b: [u8; 16]| -> IpAddr {
+            if ev.family == 6 {
+                IpAddr::from(b)
+            } else {
+                IpAddr::from([b[0], b[1], b[2], b[3]])
+            }
+        };
+        let offset = clock_ns(libc::CLOCK_REALTIME).saturating_sub(clock_ns(libc::CLOCK_MONOTONIC));
+        Ok(Some(Logged {
+            time_ns: ev.ktime_ns + offset,
+            id,
+            verdict: if ev.verdict as u32 == abi::VERDICT_ALLOW {
+                compiler::ir::Verdict::Allow
+            } else {
+                compiler::ir::Verdict::Deny
+            },
+            src: addr(ev.src),
+            dst: addr(ev.dst),
+            proto: ev.proto,
+            ports: (ev.has_ports != 0).then_some((ev.src_port, ev.dst_port)),
+        }))
     }
 }

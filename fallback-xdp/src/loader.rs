@@ -23,7 +23,14 @@ use crate::tree::{self, Classifier, Shape};
 pub static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/palisade.bpf.o"));
 
 /// Maps kept across generations: pinned per interface by the lifecycle.
-pub const KEPT_MAPS: [&str; 5] = ["counters", "slot_ids", "meta", "blocklist_v4", "blocklist_v6"];
+pub const KEPT_MAPS: [&str; 6] = [
+    "counters",
+    "slot_ids",
+    "meta",
+    "blocklist_v4",
+    "blocklist_v6",
+    "log_ring",
+];
 
 /// Which program of the object to load.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
