@@ -200,7 +200,7 @@ pub fn log(a: LogArgs) -> Result<()> {
         if a.count.is_some_and(|c| n >= c) || deadline.is_some_and(|d| std::time::Instant::now() >= d) {
             break;
         }
-        match reader.next()? {
+        match reader.next_decision()? {
             Some(e) => {
                 let time = std::time::UNIX_EPOCH + std::time::Duration::from_nanos(e.time_ns);
                 let mut v = json!({

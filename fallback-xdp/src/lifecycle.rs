@@ -562,7 +562,7 @@ impl LogReader {
     }
 
     /// The next logged decision, if one is waiting.
-    pub fn next(&mut self) -> Result<Option<Logged>> {
+    pub fn next_decision(&mut self) -> Result<Option<Logged>> {
         let Some(ev) = self.ring.next().and_then(|item| LogEvent::from_bytes(&item)) else {
             return Ok(None);
         };
