@@ -102,6 +102,7 @@ pub fn status(a: DevArgs) -> Result<String> {
             "dev": st.dev, "generation": st.generation, "mode": st.mode.map(|m| m.name()),
             "applied_unix_ns": st.applied_ns, "applied": rfc3339(st.applied_ns), "policy_sha256": hex(&st.policy_sha256),
             "rules": st.rules, "program_id": st.program_id, "blocklist_prefixes": st.blocklist,
+            "maps": st.maps.iter().map(|(id, name)| json!({"id": id, "name": name})).collect::<Vec<_>>(),
             "pins": lifecycle::pin_dir(&a.dev),
         });
         return Ok(format!("{v}\n"));
@@ -204,7 +205,7 @@ pub fn log(a: LogArgs) -> Result<()> {
             Some(e) => {
                 let time = std::time::UNIX_EPOCH + std::time::Duration::from_nanos(e.time_ns);
                 let mut v = json!({
-                    "time": humantime::format_rfc3339_nanos(time).to_string(),
+                    "time": humantime::format_rfc3339_nanos(time).to_string(), "ktime_ns": e.ktime_ns,
                     "id": e.id, "verdict": e.verdict.name(),
                     "src": e.src.to_string(), "dst": e.dst.to_string(), "proto": e.proto,
                 });

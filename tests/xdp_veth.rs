@@ -235,6 +235,18 @@ fn swaps_under_traffic_count_every_frame_once() {
         }
         sent
     });
+    // The first generation's own maps (not the kept ones, which are shared).
+    let kept = ["counters", "slot_ids", "meta", "blocklist_v", "log_ring"];
+    let st: Value =
+        serde_json::from_str(&palisade_in(&pair, &["status", "--dev", &pair.dev, "--format", "json"])).unwrap();
+    let first_maps: Vec<(u64, String)> = st["maps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| (m["id"].as_u64().unwrap(), m["name"].as_str().unwrap().to_string()))
+        .filter(|(_, n)| !kept.iter().any(|k| n.starts_with(k)))
+        .collect();
+    assert!(first_maps.iter().any(|(_, n)| n == "nodes"), "{st}");
     let mut switch_ms = Vec::new();
     for (i, p) in [&b, &a, &b, &a, &b, &a, &b].iter().enumerate() {
         std::thread::sleep(Duration::from_millis(60));
@@ -259,6 +271,21 @@ fn swaps_under_traffic_count_every_frame_once() {
     for id in ["a-allow", "a-deny", "a-rest", "b-allow", "b-deny", "b-rest"] {
         assert!(got.get(id).copied().unwrap_or(0) > 0, "{id} never counted: {got:?}");
     }
+    // The first generation's maps were freed after it was replaced (the
+    // kernel frees them once no packet can still be using them).
+    let start = Instant::now();
+    while first_maps
+        .iter()
+        .any(|(id, _)| fallback_xdp::lifecycle::map_exists(*id as u32))
+        && start.elapsed() < Duration::from_secs(5)
+    {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let alive: Vec<_> = first_maps
+        .iter()
+        .filter(|(id, _)| fallback_xdp::lifecycle::map_exists(*id as u32))
+        .collect();
+    assert!(alive.is_empty(), "maps of generation 1 still exist: {alive:?}");
 }
 
 /// Sampled logging: a rule with `log: true` logs every decision it makes,
@@ -311,4 +338,128 @@ fn sampled_decisions_reach_the_log() {
     assert_eq!(e["src_port"], 40000);
     assert_eq!(e["dst_port"], 1000);
     assert!(e["time"].as_str().unwrap().starts_with("20"), "{e}");
+}
+
+fn monotonic_ns() -> u64 {
+    // SAFETY: clock_gettime into a zeroed timespec we own.
+    unsafe {
+        let mut ts: libc::timespec = std::mem::zeroed();
+        libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts);
+        ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+    }
+}
+
+/// Rate limits on the kernel's clock. Exact: replaying the times at which
+/// the program charged the bucket (logged with every decision) through the
+/// reference evaluator gives the same verdict for every packet. Within
+/// tolerance: against the reference fed the sender's own send times, the
+/// number of packets allowed differs by at most max(5, 1%), the slack of
+/// the delay between sending a frame and XDP deciding it.
+#[test]
+fn rate_limit_on_the_kernel_clock_matches_the_reference() {
+    if !require_root("xdp_veth rate limit") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let pair = VethPair::new("pr").expect("veth pair");
+    let _cleanup = Detach(&pair);
+    let text = "default: allow\nrules:\n  - id: limit\n    action: rate-limit\n    rate: 1000pps\n    burst: 20\n    protocol: udp\n    dst-port: 4000\n    log: true\n";
+    let policy_path = write(tmp.path(), "rl.yaml", text);
+    let policy = compiler::policy::parse("rl.yaml", text).policy.expect("policy");
+    palisade_in(&pair, &["apply", &policy_path, "--dev", &pair.dev]);
+    let sender = pair.sender().expect("sender");
+    // About 4,000 frames/s for half a second: four times the rate.
+    let mut sent_at = Vec::new();
+    for i in 0..2000u32 {
+        let f = udp_frame(4000, i);
+        sent_at.push(monotonic_ns());
+        sender.send(&f).unwrap();
+        if i % 8 == 7 {
+            std::thread::sleep(Duration::from_micros(2000));
+        }
+    }
+    settled(&pair, 2000);
+    let out = palisade_in(&pair, &["log", "--dev", &pair.dev, "--timeout", "1"]);
+    let mut logged: Vec<(u64, String)> = out
+        .lines()
+        .map(|l| {
+            let v: Value = serde_json::from_str(l).unwrap();
+            (
+                v["ktime_ns"].as_u64().unwrap(),
+                v["verdict"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(logged.len(), 2000, "every decision logged");
+    logged.sort_by_key(|(t, _)| *t);
+    let key = compiler::key::Key::new(compiler::key::Family::V4, 0xc000_0201, 0xc000_0202, 17);
+    let mut key = key;
+    key.src_port = Some(40000);
+    key.dst_port = Some(4000);
+    // Exact replay on the program's own times.
+    let mut reference = compiler::eval::Evaluator::new(&policy);
+    for (i, (t, v)) in logged.iter().enumerate() {
+        let d = reference.decide_key(&key, 60, *t);
+        assert_eq!(d.verdict.name(), v, "decision {i} at {t} ns");
+    }
+    // Tolerance against the send times.
+    let allowed_xdp = logged.iter().filter(|(_, v)| v == "allow").count() as i64;
+    let mut reference = compiler::eval::Evaluator::new(&policy);
+    let allowed_ref = sent_at
+        .iter()
+        .filter(|&&t| reference.decide_key(&key, 60, t).verdict == compiler::ir::Verdict::Allow)
+        .count() as i64;
+    let slack = 5.max(allowed_ref / 100);
+    eprintln!("allowed: XDP {allowed_xdp}, reference on send times {allowed_ref} (tolerance {slack})");
+    assert!(
+        allowed_ref > 20 && allowed_ref < 2000,
+        "the test must exercise the limit: {allowed_ref}"
+    );
+    assert!(
+        (allowed_xdp - allowed_ref).abs() <= slack,
+        "XDP allowed {allowed_xdp}, reference {allowed_ref}"
+    );
+}
+
+/// A device whose driver has no native XDP (a bridge) gets the program in
+/// generic mode, with a warning that says so.
+#[test]
+fn generic_mode_where_native_is_refused() {
+    if !require_root("xdp_veth generic") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let pair = VethPair::new("pg").expect("namespaces");
+    let generic_dev = format!("{}g", pair.dev);
+    let out = Command::new("ip")
+        .args(["-n", &pair.dev_ns, "link", "add", &generic_dev, "type", "bridge"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let _cleanup = DetachDev(generic_dev.clone());
+    let policy = write(tmp.path(), "p.yaml", &policy("g", 1, 2));
+    let mut c = pair.in_dev_ns(PALISADE);
+    c.args(["apply", &policy, "--dev", &generic_dev]);
+    let out = c.output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("refused native XDP") && stderr.contains("generic mode"),
+        "{stderr}"
+    );
+    let st: Value = serde_json::from_str(&palisade_in(
+        &pair,
+        &["status", "--dev", &generic_dev, "--format", "json"],
+    ))
+    .unwrap();
+    assert_eq!(st["mode"], "generic");
+    palisade_in(&pair, &["detach", "--dev", &generic_dev]);
+}
+
+struct DetachDev(String);
+
+impl Drop for DetachDev {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(Path::new("/sys/fs/bpf/palisade").join(&self.0));
+    }
 }

@@ -501,10 +501,11 @@ static __always_inline int blocked(const __u64 *k)
 
 /* Write a sampled decision to the log ring (dropped when the ring is full:
  * logging never holds up a packet). */
-static __always_inline void log_decision(const __u64 *k, __u32 slot, __u32 verdict)
+static __always_inline void log_decision(const __u64 *k, __u32 slot, __u32 verdict, __u64 now)
 {
 	struct log_event ev = {};
-	ev.ktime_ns = bpf_ktime_get_ns();
+	/* A rate limit's own time, so its decisions can be replayed exactly. */
+	ev.ktime_ns = now ? now : bpf_ktime_get_ns();
 	ev.slot = slot;
 	ev.verdict = verdict;
 	int v6 = is_v6(k);
@@ -549,12 +550,11 @@ static __always_inline __u64 now_ns(void)
 
 /* One packet of `len` bytes through rule `r`'s bucket, exactly as the
  * reference evaluator's Bucket::take. */
-static __always_inline __u32 police(__u32 r, __u32 len)
+static __always_inline __u32 police(__u32 r, __u32 len, __u64 now)
 {
 	struct bucket *b = bpf_map_lookup_elem(&buckets, &r);
 	if (!b)
 		return VERDICT_DENY;
-	__u64 now = now_ns();
 	__u64 cost = b->bits ? (__u64)len * 8 * NS_PER_SEC : NS_PER_SEC;
 	__u32 verdict = VERDICT_DENY;
 	bpf_spin_lock(&b->lock);
@@ -636,6 +636,7 @@ static __always_inline int decide(struct xdp_md *ctx, int linear)
 
 	struct facts f = {};
 	__u32 outcome, rule = NO_ENTRY, verdict, slot, log_one_in = 0;
+	__u64 now = 0;
 	int pr = parse(data, data_end, k, &f);
 	if (pr == PARSE_MALFORMED) {
 		outcome = OUT_MALFORMED;
@@ -664,8 +665,10 @@ static __always_inline int decide(struct xdp_md *ctx, int linear)
 				verdict = VERDICT_DENY;
 			else if ((rc->flags & RULE_NIC_POLICED) && trusted(cfg, &f, k))
 				verdict = VERDICT_ALLOW; /* the NIC policed it already */
-			else
-				verdict = police(rule, len);
+			else {
+				now = now_ns();
+				verdict = police(rule, len, now);
+			}
 		} else if (f.later && cfg->non_first_fragment != FRAG_ACTION_NONE) {
 			rule = NO_ENTRY;
 			outcome = OUT_FRAGMENT;
@@ -680,7 +683,7 @@ static __always_inline int decide(struct xdp_md *ctx, int linear)
 	}
 	__u64 n = count(slot, len);
 	if (log_one_in && n % log_one_in == 0)
-		log_decision(k, slot, verdict);
+		log_decision(k, slot, verdict, now);
 	if (record_last) {
 		l->outcome = outcome;
 		l->rule = rule;

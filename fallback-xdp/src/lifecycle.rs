@@ -321,6 +321,9 @@ pub struct Status {
     pub policy_sha256: [u8; 32],
     pub rules: u32,
     pub program_id: Option<u32>,
+    /// (id, name) of every map the program in force uses: its generation's
+    /// own and the kept ones.
+    pub maps: Vec<(u32, String)>,
     pub blocklist: usize,
 }
 
@@ -341,18 +344,42 @@ fn link_program_id(dir: &Path) -> Option<u32> {
     link.info().ok().map(|i| i.program_id())
 }
 
+/// (id, name) of the maps program `id` uses.
+pub fn program_maps(id: u32) -> Result<Vec<(u32, String)>> {
+    for p in aya::programs::loaded_programs() {
+        let p = p?;
+        if p.id() == id {
+            let mut out = Vec::new();
+            for m in p.map_ids()?.unwrap_or_default() {
+                if let Ok(info) = aya::maps::MapInfo::from_id(m) {
+                    out.push((m, info.name_as_str().unwrap_or("").to_string()));
+                }
+            }
+            return Ok(out);
+        }
+    }
+    bail!("no loaded BPF program has id {id}")
+}
+
+/// Whether a BPF map with this id still exists.
+pub fn map_exists(id: u32) -> bool {
+    aya::maps::MapInfo::from_id(id).is_ok()
+}
+
 /// Read what is in force on `dev`.
 pub fn status(dev: &str) -> Result<Status> {
     let dir = require_dir(dev)?;
     let meta = read_meta(&dir)?;
+    let program_id = link_program_id(&dir);
     Ok(Status {
+        maps: program_id.map(program_maps).transpose()?.unwrap_or_default(),
         dev: dev.to_string(),
         generation: meta.generation,
         mode: Mode::from_code(meta.mode),
         applied_ns: meta.applied_ns,
         policy_sha256: meta.policy_sha256,
         rules: meta.rules,
-        program_id: link_program_id(&dir),
+        program_id,
         blocklist: block_list(dev)?.len(),
     })
 }
@@ -515,6 +542,9 @@ pub struct Logged {
     /// CLOCK_REALTIME nanoseconds (the kernel's monotonic time moved by the
     /// offset between the clocks when the event was read).
     pub time_ns: u64,
+    /// The kernel's CLOCK_MONOTONIC time of the decision (for a rate-limit
+    /// rule, the time its bucket was charged at).
+    pub ktime_ns: u64,
     pub id: String,
     pub verdict: compiler::ir::Verdict,
     pub src: IpAddr,
@@ -585,6 +615,7 @@ impl LogReader {
         let offset = clock_ns(libc::CLOCK_REALTIME).saturating_sub(clock_ns(libc::CLOCK_MONOTONIC));
         Ok(Some(Logged {
             time_ns: ev.ktime_ns + offset,
+            ktime_ns: ev.ktime_ns,
             id,
             verdict: if ev.verdict as u32 == abi::VERDICT_ALLOW {
                 compiler::ir::Verdict::Allow
