@@ -286,6 +286,16 @@ impl Program {
             .map_max_entries("buckets", n(tables.buckets.len()))
             .map_max_entries("counters", capacity)
             .map_max_entries("slot_ids", capacity)
+            // Only an applied program's log is read; elsewhere one page will do
+            // (allocating the full ring costs seconds under emulation).
+            .map_max_entries(
+                "log_ring",
+                if options.pins.is_some() {
+                    abi::LOG_RING_BYTES
+                } else {
+                    4096
+                },
+            )
             .map_max_entries(
                 "linear_entries",
                 n(if options.variant == Variant::Linear {
