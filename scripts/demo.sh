@@ -99,6 +99,8 @@ if [ "$(id -u)" -eq 0 ]; then
   step "per-rule counters read back from the pins by a new process (palisade stats)"
   sleep 0.2
   in_ns $P stats --dev pdemo0
+  step "sampled decisions of rules with log: (palisade log, JSON lines)"
+  in_ns $P log --dev pdemo0 --timeout 0.5
   step "emergency blocklist: a source dropped before the policy (palisade block)"
   in_ns $P block add --dev pdemo0 203.0.113.0/24
   in_ns $P block list --dev pdemo0

@@ -682,7 +682,8 @@ static __always_inline int decide(struct xdp_md *ctx, int linear)
 		}
 	}
 	__u64 n = count(slot, len);
-	if (log_one_in && n % log_one_in == 0)
+	/* The first decision, then one in N (n counts from 1). */
+	if (log_one_in && (n - 1) % log_one_in == 0)
 		log_decision(k, slot, verdict, now);
 	if (record_last) {
 		l->outcome = outcome;
