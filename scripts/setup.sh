@@ -9,8 +9,9 @@ if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 # chromium: the HTML plan test renders the report headless; clang and
 # libbpf-dev: the XDP program is C built by fallback-xdp/build.rs; nftables: the
 # tcam bench loads the same rules with nft -f for comparison; tcpreplay: the
-# demo sends the example capture through a veth.
-PACKAGES=(build-essential pkg-config xz-utils iproute2 chromium fonts-dejavu-core nftables clang llvm libbpf-dev tcpreplay)
+# demo sends the example capture through a veth; strace: the flower fixture
+# test captures what tc sends.
+PACKAGES=(build-essential pkg-config xz-utils iproute2 chromium fonts-dejavu-core nftables clang llvm libbpf-dev tcpreplay strace)
 
 missing=()
 for p in "${PACKAGES[@]}"; do

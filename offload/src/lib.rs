@@ -1,11 +1,18 @@
 //! tc-flower offload of the NIC share of a plan.
 //!
-//! This crate will hold two layers, kept apart: a pure encoder/decoder
-//! between the compiler's NIC table entries and tc-flower filters as
-//! netlink-packet-route messages (no sockets, tested against bytes captured
-//! from iproute2), and the rtnetlink side that applies them atomically
-//! (chains and one jump filter where the NIC has them), verifies `in_hw`,
-//! rolls back on failure, and reads back what is installed and its counters.
+//! Two layers, kept apart: a pure encoder/decoder between the compiler's
+//! NIC table entries and tc-flower filters as netlink-packet-route messages
+//! (no sockets, tested against the bytes iproute2 itself sends), and the
+//! rtnetlink side that applies them atomically, verifies `in_hw`, rolls
+//! back on failure, and reads back what is installed and its counters.
+//!
+//! Today: [`fixture`] reads the requests captured from `tc`
+//! (`scripts/capture-flower-fixtures.sh`, `testdata/flower/`) and [`wire`]
+//! decodes and re-encodes such requests through netlink-packet-route,
+//! keeping every attribute it does not model. The encoder from NIC entries
+//! and the netlink side are still to come (DESIGN.md §4–5).
 //!
 //! It consumes `compiler`'s tables and never reaches back up the pipeline.
-//! Nothing is implemented yet; see the offload issue and DESIGN.md §4–5.
+
+pub mod fixture;
+pub mod wire;
