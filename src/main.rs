@@ -862,14 +862,21 @@ fn apply(a: ApplyArgs) -> Result<ExitCode> {
         Err(code) => return Ok(code),
     };
     let profile = load_profile(&a.nic)?;
-    if profile.offload {
-        anyhow::bail!(
-            "--nic {}: installing NIC tables is not available yet; `--nic none` enforces the whole policy in XDP",
-            profile.name
-        );
-    }
     if !is_root() {
         anyhow::bail!("apply attaches an XDP program: run it as root");
+    }
+    if profile.offload {
+        if offload::flower_available() {
+            anyhow::bail!(
+                "--nic {}: installing NIC tables is not available yet; `--nic none` enforces the whole policy in XDP",
+                profile.name
+            );
+        }
+        // Nothing goes to the NIC: XDP holds the whole policy anyway.
+        eprintln!(
+            "palisade: {}: this kernel has no tc-flower classifier (CONFIG_NET_CLS_FLOWER is off); nothing is offloaded to the NIC, XDP enforces the whole policy",
+            a.dev
+        );
     }
     let applied = fallback_xdp::lifecycle::apply(&policy, ops::sha256(&loaded.source), &a.dev)?;
     if let Some(w) = &applied.warning {

@@ -88,16 +88,11 @@ fn frames(path: &str) -> Vec<Vec<u8>> {
     out
 }
 
-#[test]
-fn counters_equal_the_frames_sent_per_rule_and_enforcement_outlives_the_process() {
-    if !require_root("xdp_veth counters") {
-        return;
-    }
-    let tmp = tempfile::tempdir().unwrap();
-    let pair = VethPair::new("pc").expect("veth pair");
-    let _cleanup = Detach(&pair);
+/// The example policy and capture in `tmp`, with each frame's outcome id
+/// as the reference evaluator decides it.
+fn example(tmp: &Path) -> (String, Vec<Vec<u8>>, Vec<String>) {
     let policy = write(
-        tmp.path(),
+        tmp,
         "edge.yaml",
         &run({
             let mut c = Command::new(PALISADE);
@@ -105,14 +100,13 @@ fn counters_equal_the_frames_sent_per_rule_and_enforcement_outlives_the_process(
             c
         }),
     );
-    let pcap = tmp.path().join("edge.pcap");
+    let pcap = tmp.join("edge.pcap");
     run({
         let mut c = Command::new(PALISADE);
         c.args(["example", "pcap", pcap.to_str().unwrap()]);
         c
     });
     let pcap = pcap.to_str().unwrap();
-    // The reference's outcome for each frame.
     let verdicts = run({
         let mut c = Command::new(PALISADE);
         c.args(["eval", &policy, pcap, "--output", "verdicts"]);
@@ -124,15 +118,21 @@ fn counters_equal_the_frames_sent_per_rule_and_enforcement_outlives_the_process(
         .collect();
     let frames = frames(pcap);
     assert_eq!(ids.len(), frames.len());
+    (policy, frames, ids)
+}
 
-    let out = palisade_in(&pair, &["apply", &policy, "--dev", &pair.dev]);
-    assert!(out.contains("generation 1"), "{out}");
-    // The applying process has exited: what follows runs against the pins.
-    let sender = pair.sender().expect("sender");
-    const ROUNDS: u64 = 5;
+/// Send the example frames `rounds` times and check the counters read back
+/// by a new process equal the reference's outcomes; returns the total.
+fn send_and_compare(
+    pair: &VethPair,
+    sender: &hw_tests::Sender,
+    frames: &[Vec<u8>],
+    ids: &[String],
+    rounds: u64,
+) -> u64 {
     let mut want: BTreeMap<String, u64> = BTreeMap::new();
-    for _ in 0..ROUNDS {
-        for (f, id) in frames.iter().zip(&ids) {
+    for _ in 0..rounds {
+        for (f, id) in frames.iter().zip(ids) {
             if f.len() < 14 {
                 continue; // the kernel sends no frame shorter than its header
             }
@@ -141,10 +141,27 @@ fn counters_equal_the_frames_sent_per_rule_and_enforcement_outlives_the_process(
         }
     }
     let total: u64 = want.values().sum();
-    let got = settled(&pair, total);
+    let got = settled(pair, total);
     let got_nonzero: BTreeMap<String, u64> = got.into_iter().filter(|(_, n)| *n > 0).collect();
     assert_eq!(got_nonzero, want, "XDP counters (left) against the reference (right)");
     assert!(want.len() >= 5, "the example exercises only {} outcomes", want.len());
+    total
+}
+
+#[test]
+fn counters_equal_the_frames_sent_per_rule_and_enforcement_outlives_the_process() {
+    if !require_root("xdp_veth counters") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let pair = VethPair::new("pc").expect("veth pair");
+    let _cleanup = Detach(&pair);
+    let (policy, frames, ids) = example(tmp.path());
+    let out = palisade_in(&pair, &["apply", &policy, "--dev", &pair.dev]);
+    assert!(out.contains("generation 1"), "{out}");
+    // The applying process has exited: what follows runs against the pins.
+    let sender = pair.sender().expect("sender");
+    let total = send_and_compare(&pair, &sender, &frames, &ids, 5);
 
     // status from yet another process names the generation and mode.
     let st: Value =
@@ -460,4 +477,33 @@ impl Drop for DetachDev {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(Path::new("/sys/fs/bpf/palisade").join(&self.0));
     }
+}
+
+/// On a kernel without cls_flower (this machine's), `apply --nic mlx5`
+/// says so in one line naming CONFIG_NET_CLS_FLOWER and XDP enforces the
+/// whole policy: the example traffic is decided as the reference decides it.
+#[test]
+fn without_flower_apply_nic_says_so_and_xdp_enforces_everything() {
+    if !require_root("xdp_veth no flower") {
+        return;
+    }
+    if offload::flower_available() {
+        eprintln!("this kernel has cls_flower; the no-flower path is not reachable here");
+        let required = std::env::var("PALISADE_REQUIRE_ROOT_TESTS").is_ok_and(|v| v == "1");
+        assert!(!required, "CI machines lack cls_flower; this test must run there");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let pair = VethPair::new("pf").expect("veth pair");
+    let _cleanup = Detach(&pair);
+    let (policy, frames, ids) = example(tmp.path());
+    let mut c = pair.in_dev_ns(PALISADE);
+    c.args(["apply", &policy, "--dev", &pair.dev, "--nic", "mlx5"]);
+    let out = c.output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<&str> = stderr.lines().filter(|l| l.contains("CONFIG_NET_CLS_FLOWER")).collect();
+    assert_eq!(lines.len(), 1, "{stderr}");
+    let sender = pair.sender().expect("sender");
+    send_and_compare(&pair, &sender, &frames, &ids, 2);
 }

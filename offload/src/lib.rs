@@ -16,3 +16,17 @@
 
 pub mod fixture;
 pub mod wire;
+
+/// Whether this kernel has the tc-flower classifier (CONFIG_NET_CLS_FLOWER),
+/// loading its module when it is one and not loaded yet.
+pub fn flower_available() -> bool {
+    let loaded = || std::path::Path::new("/sys/module/cls_flower").exists();
+    if loaded() {
+        return true;
+    }
+    let _ = std::process::Command::new("modprobe")
+        .args(["-q", "cls_flower"])
+        .stderr(std::process::Stdio::null())
+        .status();
+    loaded()
+}
