@@ -100,40 +100,47 @@ fn expected(words: &[&str]) -> Vec<F> {
             }
         }
     }
-    for (key, tcp, udp, sctp, min, max) in [
+    type Ctor = fn(u16) -> F;
+    // (key, mask) constructors per transport, for each port field.
+    let ports: [(&str, [(&str, Ctor, Ctor); 3], Ctor, Ctor); 2] = [
         (
             "src_port",
-            F::TcpSrc as fn(u16) -> F,
-            F::UdpSrc as fn(u16) -> F,
-            F::SctpSrc as fn(u16) -> F,
-            F::PortSrcMin as fn(u16) -> F,
-            F::PortSrcMax as fn(u16) -> F,
+            [
+                ("tcp", F::TcpSrc, F::TcpSrcMask),
+                ("udp", F::UdpSrc, F::UdpSrcMask),
+                ("sctp", F::SctpSrc, F::SctpSrcMask),
+            ],
+            F::PortSrcMin,
+            F::PortSrcMax,
         ),
         (
             "dst_port",
-            F::TcpDst,
-            F::UdpDst,
-            F::SctpDst,
+            [
+                ("tcp", F::TcpDst, F::TcpDstMask),
+                ("udp", F::UdpDst, F::UdpDstMask),
+                ("sctp", F::SctpDst, F::SctpDstMask),
+            ],
             F::PortDstMin,
             F::PortDstMax,
         ),
-    ] {
-        if let Some(v) = arg(words, key) {
-            match v.split_once('-') {
-                Some((lo, hi)) => {
-                    want.push(min(lo.parse().unwrap()));
-                    want.push(max(hi.parse().unwrap()));
-                }
-                None => {
-                    let port = v.parse().unwrap();
-                    want.push(match proto {
-                        Some("tcp") => tcp(port),
-                        Some("udp") => udp(port),
-                        Some("sctp") => sctp(port),
-                        other => panic!("port without a transport: {other:?}"),
-                    });
-                }
+    ];
+    for (key, by_proto, min, max) in ports {
+        let Some(v) = arg(words, key) else { continue };
+        if let Some((lo, hi)) = v.split_once('-') {
+            want.push(min(lo.parse().unwrap()));
+            want.push(max(hi.parse().unwrap()));
+            continue;
+        }
+        let (_, k, m) = by_proto
+            .iter()
+            .find(|(p, _, _)| Some(*p) == proto)
+            .unwrap_or_else(|| panic!("port without a transport: {proto:?}"));
+        match v.split_once('/') {
+            Some((port, mask)) => {
+                want.push(k(port.parse().unwrap()));
+                want.push(m(u16::from_str_radix(mask.trim_start_matches("0x"), 16).unwrap()));
             }
+            None => want.push(k(v.parse().unwrap())),
         }
     }
     let icmp6 = proto == Some("icmpv6");
