@@ -101,8 +101,10 @@ fn expected(words: &[&str]) -> Vec<F> {
         }
     }
     type Ctor = fn(u16) -> F;
-    // (key, mask) constructors per transport, for each port field.
-    let ports: [(&str, [(&str, Ctor, Ctor); 3], Ctor, Ctor); 2] = [
+    /// A port field: its tc keyword, (transport, key, mask) constructors,
+    /// and the range constructors.
+    type PortField = (&'static str, [(&'static str, Ctor, Ctor); 3], Ctor, Ctor);
+    let ports: [PortField; 2] = [
         (
             "src_port",
             [
