@@ -66,6 +66,6 @@ capture 22-police-pps             $F protocol ip prio 22 flower skip_hw ip_proto
 capture 23-ip-proto-number        $F protocol ip prio 23 flower skip_hw ip_proto 47 action drop
 capture 24-catch-all-drop         $F protocol all prio 65535 flower skip_hw action drop
 capture 25-ipv6-flags-frag        $F protocol ipv6 prio 25 flower skip_hw ip_flags frag action pass
-capture 26-tcp-port-mask          $F protocol ip prio 26 flower skip_hw ip_proto tcp dst_port 80/0xfff0 src_port 1024/0xfc00 action drop
+capture 26-tcp-port-mask          $F protocol ip prio 26 flower skip_hw ip_proto tcp src_port 1024/0xfc00 dst_port 80/0xfff0 action drop
 capture 27-ipv6-udp-port-mask     $F protocol ipv6 prio 27 flower skip_hw ip_proto udp dst_port 4096/0xf000 action pass
 capture 28-vlan-ipv6             $F protocol 802.1q prio 28 flower skip_hw vlan_id 7 vlan_ethtype ipv6 ip_proto tcp dst_port 22 action drop

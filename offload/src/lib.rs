@@ -15,6 +15,7 @@
 //! It consumes `compiler`'s tables and never reaches back up the pipeline.
 
 pub mod fixture;
+pub mod flower;
 pub mod wire;
 
 /// Whether this kernel has the tc-flower classifier (CONFIG_NET_CLS_FLOWER),

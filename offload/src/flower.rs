@@ -1,0 +1,568 @@
+//! A flower filter as Palisade installs it, its netlink request, and the
+//! equivalent `tc` command.
+//!
+//! The three agree by construction and by test: [`Filter::tc_args`] writes
+//! the `tc filter add` arguments in a fixed key order, [`Filter::parse_tc`]
+//! reads that subset of tc's syntax back, and [`Filter::request`] encodes
+//! the same attributes, in the same order, that iproute2's `tc` sends for
+//! those arguments (checked byte for byte against `testdata/flower`). So a
+//! `--dry-run` script run through `tc -batch` installs exactly what
+//! Palisade would.
+//!
+//! tc's order: TCA_CHAIN (when not 0), TCA_KIND, then TCA_OPTIONS holding
+//! the keys in command order, TCA_FLOWER_ACT, TCA_FLOWER_FLAGS,
+//! TCA_FLOWER_KEY_FLAGS with its mask (`ip_flags`, collected by tc and
+//! emitted last), and TCA_FLOWER_KEY_ETH_TYPE (absent for `protocol all`).
+
+use std::net::IpAddr;
+
+use netlink_packet_core::{
+    DefaultNla, NetlinkHeader, NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_CREATE, NLM_F_EXCL, NLM_F_REQUEST,
+};
+use netlink_packet_route::tc::{
+    TcAction, TcActionAttribute, TcActionOption, TcAttribute, TcFilterFlowerOption as F, TcHandle, TcHeader, TcMessage,
+    TcOption,
+};
+use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
+
+/// The frames a filter sees (tc's `protocol`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Protocol {
+    Ip,
+    Ipv6,
+    /// 802.1Q-tagged frames whose inner EtherType is this one.
+    Vlan(u16),
+    All,
+}
+
+impl Protocol {
+    fn ethertype(self) -> u16 {
+        match self {
+            Protocol::Ip => 0x0800,
+            Protocol::Ipv6 => 0x86dd,
+            Protocol::Vlan(_) => 0x8100,
+            Protocol::All => 0x0003,
+        }
+    }
+}
+
+/// A port match.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Port {
+    Exact(u16),
+    Masked(u16, u16),
+    /// Inclusive; for profiles with native port ranges.
+    Range(u16, u16),
+}
+
+/// What a matching packet gets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Action {
+    Drop,
+    /// Continue to the host (XDP decides).
+    Pass,
+    GotoChain(u32),
+}
+
+/// The match keys Palisade uses. Addresses carry a mask; `None` is any.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Keys {
+    pub vlan_id: Option<u16>,
+    pub ip_proto: Option<u8>,
+    /// TOS byte value and mask (DSCP is the top six bits).
+    pub tos: Option<(u8, u8)>,
+    pub src: Option<(IpAddr, IpAddr)>,
+    pub dst: Option<(IpAddr, IpAddr)>,
+    pub src_port: Option<Port>,
+    pub dst_port: Option<Port>,
+    pub tcp_flags: Option<(u16, u16)>,
+    pub icmp_type: Option<u8>,
+    pub icmp_code: Option<u8>,
+    /// TCA_FLOWER_KEY_FLAGS value and mask: bit 0 is a fragment, bit 1 a
+    /// first fragment.
+    pub ip_flags: Option<(u32, u32)>,
+}
+
+/// One flower filter.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Filter {
+    pub chain: u32,
+    pub prio: u16,
+    pub protocol: Protocol,
+    /// true: in hardware only (`skip_sw`); false: in software only
+    /// (`skip_hw`).
+    pub hardware: bool,
+    pub keys: Keys,
+    pub action: Action,
+}
+
+/// Where on the interface a filter goes (the clsact qdisc's two hooks).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Hook {
+    Ingress,
+    Egress,
+}
+
+const TC_ACT_OK: i32 = 0;
+const TC_ACT_SHOT: i32 = 2;
+const TC_ACT_GOTO_CHAIN: i32 = 0x2000_0000;
+const TCA_GACT_PARMS: u16 = 2;
+const TCA_CLS_FLAGS_SKIP_HW: u32 = 1;
+const TCA_CLS_FLAGS_SKIP_SW: u32 = 2;
+const IPPROTO_ICMPV6: u8 = 58;
+
+fn gact(action: Action) -> TcAction {
+    let code = match action {
+        Action::Drop => TC_ACT_SHOT,
+        Action::Pass => TC_ACT_OK,
+        Action::GotoChain(c) => TC_ACT_GOTO_CHAIN | c as i32,
+    };
+    // struct tc_gen: index, capab, action, refcnt, bindcnt.
+    let mut parms = Vec::with_capacity(20);
+    for v in [0u32, 0, code as u32, 0, 0] {
+        parms.extend_from_slice(&v.to_ne_bytes());
+    }
+    let mut a = TcAction::default();
+    a.tab = 1;
+    a.attributes = vec![
+        TcActionAttribute::Kind("gact".into()),
+        TcActionAttribute::Options(vec![TcActionOption::Other(DefaultNla::new(TCA_GACT_PARMS, parms))]),
+    ];
+    a
+}
+
+impl Filter {
+    /// The flower options in tc's order.
+    fn options(&self) -> Vec<F> {
+        let k = &self.keys;
+        let mut o = Vec::new();
+        if let Some(v) = k.vlan_id {
+            o.push(F::VlanId(v));
+        }
+        if let Protocol::Vlan(inner) = self.protocol {
+            o.push(F::VlanEthType(inner));
+        }
+        if let Some(p) = k.ip_proto {
+            o.push(F::IpProto(p));
+        }
+        if let Some((v, m)) = k.tos {
+            o.push(F::IpTos(v));
+            o.push(F::IpTosMask(m));
+        }
+        for (addr, v4, v4m, v6, v6m) in [
+            (
+                &k.src,
+                F::Ipv4Src as fn(_) -> F,
+                F::Ipv4SrcMask as fn(_) -> F,
+                F::Ipv6Src as fn(_) -> F,
+                F::Ipv6SrcMask as fn(_) -> F,
+            ),
+            (&k.dst, F::Ipv4Dst, F::Ipv4DstMask, F::Ipv6Dst, F::Ipv6DstMask),
+        ] {
+            match addr {
+                Some((IpAddr::V4(a), IpAddr::V4(m))) => o.extend([v4(*a), v4m(*m)]),
+                Some((IpAddr::V6(a), IpAddr::V6(m))) => o.extend([v6(*a), v6m(*m)]),
+                Some(_) => {} // mixed families are refused by the builder
+                None => {}
+            }
+        }
+        let transport = k.ip_proto;
+        let port = |p: Port, src: bool, o: &mut Vec<F>| {
+            type Ctor = fn(u16) -> F;
+            let (key, mask): (Ctor, Ctor) = match (transport, src) {
+                (Some(6), true) => (F::TcpSrc, F::TcpSrcMask),
+                (Some(6), false) => (F::TcpDst, F::TcpDstMask),
+                (Some(17), true) => (F::UdpSrc, F::UdpSrcMask),
+                (Some(17), false) => (F::UdpDst, F::UdpDstMask),
+                (_, true) => (F::SctpSrc, F::SctpSrcMask),
+                (_, false) => (F::SctpDst, F::SctpDstMask),
+            };
+            match p {
+                Port::Exact(v) => o.push(key(v)),
+                Port::Masked(v, m) => o.extend([key(v), mask(m)]),
+                Port::Range(lo, hi) if src => o.extend([F::PortSrcMin(lo), F::PortSrcMax(hi)]),
+                Port::Range(lo, hi) => o.extend([F::PortDstMin(lo), F::PortDstMax(hi)]),
+            }
+        };
+        if let Some(p) = k.src_port {
+            port(p, true, &mut o);
+        }
+        if let Some(p) = k.dst_port {
+            port(p, false, &mut o);
+        }
+        if let Some((v, m)) = k.tcp_flags {
+            o.push(F::TcpFlags(v));
+            o.push(F::TcpFlagsMask(m));
+        }
+        let v6 = transport == Some(IPPROTO_ICMPV6);
+        if let Some(t) = k.icmp_type {
+            o.extend(if v6 {
+                [F::Icmpv6Type(t), F::Icmpv6TypeMask(0xff)]
+            } else {
+                [F::Icmpv4Type(t), F::Icmpv4TypeMask(0xff)]
+            });
+        }
+        if let Some(c) = k.icmp_code {
+            o.extend(if v6 {
+                [F::Icmpv6Code(c), F::Icmpv6CodeMask(0xff)]
+            } else {
+                [F::Icmpv4Code(c), F::Icmpv4CodeMask(0xff)]
+            });
+        }
+        o.push(F::Actions(vec![gact(self.action)]));
+        o.push(F::Flags(if self.hardware {
+            TCA_CLS_FLAGS_SKIP_SW
+        } else {
+            TCA_CLS_FLAGS_SKIP_HW
+        }));
+        if let Some((v, m)) = k.ip_flags {
+            o.push(F::KeyFlags(v));
+            o.push(F::KeyFlagsMask(m));
+        }
+        if self.protocol != Protocol::All {
+            o.push(F::EthType(self.protocol.ethertype()));
+        }
+        o
+    }
+
+    /// The RTM_NEWTFILTER request that adds this filter on interface
+    /// `ifindex` (create, failing if it exists, acknowledged), as tc sends it.
+    pub fn request(&self, ifindex: i32, hook: Hook, sequence: u32) -> NetlinkMessage<RouteNetlinkMessage> {
+        let mut tc = TcMessage::default();
+        tc.header = TcHeader {
+            family: AddressFamily::Unspec,
+            index: ifindex,
+            handle: TcHandle::UNSPEC,
+            parent: match hook {
+                // TC_H_CLSACT with TC_H_MIN_INGRESS / TC_H_MIN_EGRESS.
+                Hook::Ingress => TcHandle {
+                    major: 0xffff,
+                    minor: 0xfff2,
+                },
+                Hook::Egress => TcHandle {
+                    major: 0xffff,
+                    minor: 0xfff3,
+                },
+            },
+            info: ((self.prio as u32) << 16) | self.protocol.ethertype().to_be() as u32,
+        };
+        if self.chain != 0 {
+            tc.attributes.push(TcAttribute::Chain(self.chain));
+        }
+        tc.attributes.push(TcAttribute::Kind("flower".into()));
+        tc.attributes.push(TcAttribute::Options(
+            self.options().into_iter().map(TcOption::Flower).collect(),
+        ));
+        let mut header = NetlinkHeader::default();
+        header.flags = NLM_F_REQUEST | NLM_F_ACK | NLM_F_EXCL | NLM_F_CREATE;
+        header.sequence_number = sequence;
+        let mut msg = NetlinkMessage::new(
+            header,
+            NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewTrafficFilter(tc)),
+        );
+        msg.finalize();
+        msg
+    }
+
+    /// The `tc filter add dev DEV HOOK ...` arguments for this filter.
+    pub fn tc_args(&self, dev: &str, hook: Hook) -> String {
+        let k = &self.keys;
+        let mut w: Vec<String> = vec![
+            "filter".into(),
+            "add".into(),
+            "dev".into(),
+            dev.into(),
+            match hook {
+                Hook::Ingress => "ingress".into(),
+                Hook::Egress => "egress".into(),
+            },
+            "protocol".into(),
+            match self.protocol {
+                Protocol::Ip => "ip".into(),
+                Protocol::Ipv6 => "ipv6".into(),
+                Protocol::Vlan(_) => "802.1q".into(),
+                Protocol::All => "all".into(),
+            },
+        ];
+        if self.chain != 0 {
+            w.extend(["chain".into(), self.chain.to_string()]);
+        }
+        w.extend(["prio".into(), self.prio.to_string(), "flower".into()]);
+        w.push(if self.hardware { "skip_sw" } else { "skip_hw" }.into());
+        if let Some(v) = k.vlan_id {
+            w.extend(["vlan_id".into(), v.to_string()]);
+        }
+        if let Protocol::Vlan(inner) = self.protocol {
+            w.extend(["vlan_ethtype".into(), ethertype_name(inner)]);
+        }
+        if let Some((v, m)) = k.ip_flags {
+            w.extend(["ip_flags".into(), ip_flags_text(v, m)]);
+        }
+        if let Some(p) = k.ip_proto {
+            w.extend(["ip_proto".into(), proto_name(p)]);
+        }
+        if let Some((v, m)) = k.tos {
+            w.extend(["ip_tos".into(), format!("{v:#04x}/{m:#04x}")]);
+        }
+        for (name, a) in [("src_ip", &k.src), ("dst_ip", &k.dst)] {
+            if let Some((a, m)) = a {
+                w.extend([name.into(), addr_text(*a, *m)]);
+            }
+        }
+        for (name, p) in [("src_port", k.src_port), ("dst_port", k.dst_port)] {
+            if let Some(p) = p {
+                w.extend([
+                    name.into(),
+                    match p {
+                        Port::Exact(v) => v.to_string(),
+                        Port::Masked(v, m) => format!("{v}/{m:#06x}"),
+                        Port::Range(lo, hi) => format!("{lo}-{hi}"),
+                    },
+                ]);
+            }
+        }
+        if let Some((v, m)) = k.tcp_flags {
+            w.extend(["tcp_flags".into(), format!("{v:#04x}/{m:#04x}")]);
+        }
+        if let Some(t) = k.icmp_type {
+            w.extend(["type".into(), t.to_string()]);
+        }
+        if let Some(c) = k.icmp_code {
+            w.extend(["code".into(), c.to_string()]);
+        }
+        w.push("action".into());
+        match self.action {
+            Action::Drop => w.push("drop".into()),
+            Action::Pass => w.push("pass".into()),
+            Action::GotoChain(c) => w.extend(["goto".into(), "chain".into(), c.to_string()]),
+        }
+        w.join(" ")
+    }
+
+    /// Read `tc filter add dev DEV HOOK ...` arguments of the form
+    /// [`Filter::tc_args`] writes (keys in any order). Returns the device,
+    /// the hook and the filter.
+    pub fn parse_tc(args: &str) -> Result<(String, Hook, Filter), String> {
+        let w: Vec<&str> = args.split_whitespace().collect();
+        let mut i = 0;
+        let next = |i: &mut usize| -> Result<&str, String> {
+            let v = w.get(*i).copied().ok_or_else(|| format!("`{args}`: ends early"))?;
+            *i += 1;
+            Ok(v)
+        };
+        let expect = |i: &mut usize, want: &str| -> Result<(), String> {
+            let got = w.get(*i).copied().unwrap_or("");
+            *i += 1;
+            if got == want {
+                Ok(())
+            } else {
+                Err(format!("`{args}`: expected `{want}`, found `{got}`"))
+            }
+        };
+        expect(&mut i, "filter")?;
+        expect(&mut i, "add")?;
+        expect(&mut i, "dev")?;
+        let dev = next(&mut i)?.to_string();
+        let hook = match next(&mut i)? {
+            "ingress" => Hook::Ingress,
+            "egress" => Hook::Egress,
+            h => return Err(format!("`{args}`: hook `{h}`")),
+        };
+        expect(&mut i, "protocol")?;
+        let proto_word = next(&mut i)?;
+        let mut chain = 0;
+        if w.get(i) == Some(&"chain") {
+            i += 1;
+            chain = next(&mut i)?.parse().map_err(|e| format!("chain: {e}"))?;
+        }
+        expect(&mut i, "prio")?;
+        let prio = next(&mut i)?.parse().map_err(|e| format!("prio: {e}"))?;
+        expect(&mut i, "flower")?;
+        let mut f = Filter {
+            chain,
+            prio,
+            protocol: match proto_word {
+                "ip" => Protocol::Ip,
+                "ipv6" => Protocol::Ipv6,
+                "802.1q" => Protocol::Vlan(0),
+                "all" => Protocol::All,
+                p => return Err(format!("`{args}`: protocol `{p}`")),
+            },
+            hardware: false,
+            keys: Keys::default(),
+            action: Action::Pass,
+        };
+        let num = |s: &str| -> Result<u32, String> {
+            match s.strip_prefix("0x") {
+                Some(h) => u32::from_str_radix(h, 16),
+                None => s.parse(),
+            }
+            .map_err(|_| format!("`{args}`: `{s}` is not a number"))
+        };
+        let pair = |s: &str| -> Result<(u32, u32), String> {
+            let (v, m) = s
+                .split_once('/')
+                .ok_or_else(|| format!("`{args}`: `{s}` needs VALUE/MASK"))?;
+            Ok((num(v)?, num(m)?))
+        };
+        while i < w.len() {
+            let word = next(&mut i)?;
+            match word {
+                "skip_sw" => f.hardware = true,
+                "skip_hw" => f.hardware = false,
+                "vlan_id" => f.keys.vlan_id = Some(num(next(&mut i)?)? as u16),
+                "vlan_ethtype" => {
+                    let inner = match next(&mut i)? {
+                        "ip" => 0x0800,
+                        "ipv6" => 0x86dd,
+                        e => return Err(format!("`{args}`: vlan_ethtype `{e}`")),
+                    };
+                    f.protocol = Protocol::Vlan(inner);
+                }
+                "ip_flags" => f.keys.ip_flags = Some(parse_ip_flags(next(&mut i)?)?),
+                "ip_proto" => {
+                    f.keys.ip_proto = Some(match next(&mut i)? {
+                        "tcp" => 6,
+                        "udp" => 17,
+                        "sctp" => 132,
+                        "icmp" => 1,
+                        "icmpv6" => 58,
+                        // tc reads a bare number as hex.
+                        n => {
+                            u8::from_str_radix(n.trim_start_matches("0x"), 16).map_err(|e| format!("ip_proto: {e}"))?
+                        }
+                    })
+                }
+                "ip_tos" => {
+                    let (v, m) = pair(next(&mut i)?)?;
+                    f.keys.tos = Some((v as u8, m as u8));
+                }
+                "src_ip" => f.keys.src = Some(parse_addr(next(&mut i)?)?),
+                "dst_ip" => f.keys.dst = Some(parse_addr(next(&mut i)?)?),
+                "src_port" | "dst_port" => {
+                    let s = next(&mut i)?;
+                    let p = if let Some((lo, hi)) = s.split_once('-') {
+                        Port::Range(num(lo)? as u16, num(hi)? as u16)
+                    } else if s.contains('/') {
+                        let (v, m) = pair(s)?;
+                        Port::Masked(v as u16, m as u16)
+                    } else {
+                        Port::Exact(num(s)? as u16)
+                    };
+                    if word == "src_port" {
+                        f.keys.src_port = Some(p);
+                    } else {
+                        f.keys.dst_port = Some(p);
+                    }
+                }
+                "tcp_flags" => {
+                    let (v, m) = pair(next(&mut i)?)?;
+                    f.keys.tcp_flags = Some((v as u16, m as u16));
+                }
+                "type" => f.keys.icmp_type = Some(num(next(&mut i)?)? as u8),
+                "code" => f.keys.icmp_code = Some(num(next(&mut i)?)? as u8),
+                "action" => {
+                    f.action = match next(&mut i)? {
+                        "drop" => Action::Drop,
+                        "pass" => Action::Pass,
+                        "goto" => {
+                            expect(&mut i, "chain")?;
+                            Action::GotoChain(num(next(&mut i)?)?)
+                        }
+                        a => return Err(format!("`{args}`: action `{a}` is not one Palisade installs")),
+                    }
+                }
+                other => return Err(format!("`{args}`: `{other}` is not a key Palisade installs")),
+            }
+        }
+        Ok((dev, hook, f))
+    }
+}
+
+fn ethertype_name(e: u16) -> String {
+    match e {
+        0x0800 => "ip".into(),
+        0x86dd => "ipv6".into(),
+        e => format!("{e:#06x}"),
+    }
+}
+
+fn proto_name(p: u8) -> String {
+    match p {
+        6 => "tcp".into(),
+        17 => "udp".into(),
+        132 => "sctp".into(),
+        1 => "icmp".into(),
+        58 => "icmpv6".into(),
+        // Hex: tc reads a bare protocol number as hex.
+        n => format!("{n:#04x}"),
+    }
+}
+
+fn prefix_len(mask: IpAddr) -> Option<u32> {
+    let (bits, width) = match mask {
+        IpAddr::V4(m) => (u32::from(m) as u128, 32),
+        IpAddr::V6(m) => (u128::from(m), 128),
+    };
+    let ones = |n: u32| if n >= 128 { u128::MAX } else { (1u128 << n) - 1 };
+    let len = bits.count_ones();
+    // The top `len` bits of a `width`-bit mask, and no others.
+    (bits == ones(width) & !ones(width - len)).then_some(len)
+}
+
+fn addr_text(a: IpAddr, m: IpAddr) -> String {
+    match prefix_len(m) {
+        Some(len) => format!("{a}/{len}"),
+        None => format!("{a}/{m}"),
+    }
+}
+
+fn parse_addr(s: &str) -> Result<(IpAddr, IpAddr), String> {
+    let (a, m) = s.split_once('/').map_or((s, None), |(a, m)| (a, Some(m)));
+    let a: IpAddr = a.parse().map_err(|_| format!("`{s}` is not an address"))?;
+    let width = if a.is_ipv4() { 32 } else { 128 };
+    let mask = match m {
+        None => width_mask(a, width),
+        Some(m) => match m.parse::<u32>() {
+            Ok(len) if len <= width => width_mask(a, len),
+            _ => m.parse::<IpAddr>().map_err(|_| format!("`{s}`: bad mask"))?,
+        },
+    };
+    Ok((a, mask))
+}
+
+fn width_mask(like: IpAddr, len: u32) -> IpAddr {
+    match like {
+        IpAddr::V4(_) => IpAddr::V4(if len == 0 { 0 } else { u32::MAX << (32 - len) }.into()),
+        IpAddr::V6(_) => IpAddr::V6(if len == 0 { 0 } else { u128::MAX << (128 - len) }.into()),
+    }
+}
+
+/// `frag`, `nofrag`, `firstfrag`, `nofirstfrag`, joined by `/`.
+fn parse_ip_flags(s: &str) -> Result<(u32, u32), String> {
+    let (mut v, mut m) = (0, 0);
+    for part in s.split('/') {
+        let (bit, set) = match part {
+            "frag" => (1, true),
+            "nofrag" => (1, false),
+            "firstfrag" => (2, true),
+            "nofirstfrag" => (2, false),
+            p => return Err(format!("ip_flags `{p}`")),
+        };
+        m |= bit;
+        if set {
+            v |= bit;
+        }
+    }
+    Ok((v, m))
+}
+
+fn ip_flags_text(v: u32, m: u32) -> String {
+    let mut parts = Vec::new();
+    for (bit, yes, no) in [(1, "frag", "nofrag"), (2, "firstfrag", "nofirstfrag")] {
+        if m & bit != 0 {
+            parts.push(if v & bit != 0 { yes } else { no });
+        }
+    }
+    parts.join("/")
+}
