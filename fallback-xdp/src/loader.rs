@@ -245,11 +245,71 @@ fn map<'a>(ebpf: &'a mut Ebpf, name: &str) -> anyhow::Result<&'a mut aya::maps::
         .ok_or_else(|| anyhow::anyhow!("the XDP object has no map {name}"))
 }
 
+/// Fill array map `name` with `values` from index 0: in batches of
+/// BPF_MAP_UPDATE_BATCH (one syscall per 64K elements, Linux 5.6+), or
+/// element by element where the kernel refuses batches.
 fn fill<V: aya::Pod>(ebpf: &mut Ebpf, name: &str, values: &[V]) -> anyhow::Result<()> {
-    let mut a: Array<&mut MapData, V> = Array::try_from(map(ebpf, name)?)?;
+    let map = map(ebpf, name)?;
+    if let aya::maps::Map::Array(data) = &*map {
+        use std::os::fd::{AsFd, AsRawFd};
+        let fd = data.fd().as_fd().as_raw_fd();
+        if update_batch(fd, values).is_ok() {
+            return Ok(());
+        }
+    }
+    let mut a: Array<&mut MapData, V> = Array::try_from(map)?;
     for (i, v) in values.iter().enumerate() {
         a.set(i as u32, v, 0)
             .map_err(|e| anyhow::anyhow!("filling map {name} at {i}: {e}"))?;
+    }
+    Ok(())
+}
+
+/// `union bpf_attr` for the map batch commands.
+#[repr(C)]
+#[derive(Default)]
+struct BatchAttr {
+    in_batch: u64,
+    out_batch: u64,
+    keys: u64,
+    values: u64,
+    count: u32,
+    map_fd: u32,
+    elem_flags: u64,
+    flags: u64,
+}
+
+const BPF_MAP_UPDATE_BATCH: libc::c_long = 26;
+
+/// Write `values` at indexes 0.. of the array map `fd`, many per syscall.
+fn update_batch<V>(fd: i32, values: &[V]) -> std::io::Result<()> {
+    const CHUNK: usize = 65_536;
+    for (c, chunk) in values.chunks(CHUNK).enumerate() {
+        let keys: Vec<u32> = (0..chunk.len()).map(|i| (c * CHUNK + i) as u32).collect();
+        let mut attr = BatchAttr {
+            keys: keys.as_ptr() as u64,
+            values: chunk.as_ptr() as u64,
+            count: chunk.len() as u32,
+            map_fd: fd as u32,
+            ..BatchAttr::default()
+        };
+        // SAFETY: bpf(2) reads `count` keys and values from buffers that
+        // live across the call, of the map's key and value sizes (u32 and V,
+        // checked by the map's creation from the same types).
+        let rc = unsafe {
+            libc::syscall(
+                libc::SYS_bpf,
+                BPF_MAP_UPDATE_BATCH,
+                &mut attr as *mut BatchAttr,
+                std::mem::size_of::<BatchAttr>(),
+            )
+        };
+        if rc != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        if attr.count as usize != chunk.len() {
+            return Err(std::io::Error::other("partial batch update"));
+        }
     }
     Ok(())
 }
