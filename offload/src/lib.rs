@@ -6,14 +6,17 @@
 //! rtnetlink side that applies them atomically, verifies `in_hw`, rolls
 //! back on failure, and reads back what is installed and its counters.
 //!
-//! Today: [`fixture`] reads the requests captured from `tc`
+//! Today: [`build`] turns TCAM entries into [`flower`] filters, which encode
+//! to the netlink requests iproute2's `tc` sends for the same filter and to
+//! `tc` arguments; [`fixture`] reads the requests captured from `tc`
 //! (`scripts/capture-flower-fixtures.sh`, `testdata/flower/`) and [`wire`]
-//! decodes and re-encodes such requests through netlink-packet-route,
-//! keeping every attribute it does not model. The encoder from NIC entries
-//! and the netlink side are still to come (DESIGN.md §4–5).
+//! decodes and re-encodes requests through netlink-packet-route, keeping
+//! every attribute it does not model. Police actions and the netlink side
+//! (apply, verify, roll back, read back) are still to come (DESIGN.md §4–5).
 //!
 //! It consumes `compiler`'s tables and never reaches back up the pipeline.
 
+pub mod build;
 pub mod fixture;
 pub mod flower;
 pub mod wire;
