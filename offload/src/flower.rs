@@ -299,7 +299,8 @@ impl Filter {
             w.extend(["ip_flags".into(), ip_flags_text(v, m)]);
         }
         if let Some(p) = k.ip_proto {
-            w.extend(["ip_proto".into(), proto_name(p)]);
+            let v6 = matches!(self.protocol, Protocol::Ipv6 | Protocol::Vlan(0x86dd));
+            w.extend(["ip_proto".into(), proto_name(p, v6)]);
         }
         if let Some((v, m)) = k.tos {
             w.extend(["ip_tos".into(), format!("{v:#04x}/{m:#04x}")]);
@@ -487,15 +488,17 @@ fn ethertype_name(e: u16) -> String {
     }
 }
 
-fn proto_name(p: u8) -> String {
-    match p {
-        6 => "tcp".into(),
-        17 => "udp".into(),
-        132 => "sctp".into(),
-        1 => "icmp".into(),
-        58 => "icmpv6".into(),
+/// tc's name for an IP protocol; tc accepts `icmp` only with IPv4 and
+/// `icmpv6` only with IPv6, so those are numbers in the other family.
+fn proto_name(p: u8, v6: bool) -> String {
+    match (p, v6) {
+        (6, _) => "tcp".into(),
+        (17, _) => "udp".into(),
+        (132, _) => "sctp".into(),
+        (1, false) => "icmp".into(),
+        (58, true) => "icmpv6".into(),
         // Hex: tc reads a bare protocol number as hex.
-        n => format!("{n:#04x}"),
+        (n, _) => format!("{n:#04x}"),
     }
 }
 
