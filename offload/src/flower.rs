@@ -62,6 +62,21 @@ pub enum Action {
     /// Continue to the host (XDP decides).
     Pass,
     GotoChain(u32),
+    /// A token bucket shared by every filter naming the same `index` (one
+    /// per rate-limit rule): conforming packets continue, the rest drop.
+    Police {
+        index: u32,
+        rate: Rate,
+    },
+}
+
+/// A police rate and its burst.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Rate {
+    /// Bytes per second and a burst in bytes.
+    Bytes { per_sec: u64, burst: u64 },
+    /// Packets per second and a burst in packets.
+    Packets { per_sec: u64, burst: u64 },
 }
 
 /// The match keys Palisade uses. Addresses carry a mask; `None` is any.
@@ -111,11 +126,99 @@ const TCA_CLS_FLAGS_SKIP_HW: u32 = 1;
 const TCA_CLS_FLAGS_SKIP_SW: u32 = 2;
 const IPPROTO_ICMPV6: u8 = 58;
 
+/// Scheduler ticks per microsecond, as tc reads them from /proc/net/psched
+/// (1000 / 64 on every kernel since 2.6.32).
+fn tick_in_usec() -> f64 {
+    let text = std::fs::read_to_string("/proc/net/psched").unwrap_or_default();
+    let v: Vec<u32> = text
+        .split_whitespace()
+        .filter_map(|w| u32::from_str_radix(w, 16).ok())
+        .collect();
+    match v[..] {
+        [t2us, us2t, clock_res, ..] if us2t > 0 && clock_res > 0 => {
+            let t2us = if clock_res == 1_000_000_000 { us2t } else { t2us };
+            t2us as f64 / us2t as f64 * (clock_res as f64 / 1e6)
+        }
+        _ => 1000.0 / 64.0,
+    }
+}
+
+/// Ticks to send `size` units at `rate` units per second, with tc's
+/// arithmetic (tc_calc_xmittime): whole microseconds first, then ticks.
+fn xmittime(rate: u64, size: u64, tick: f64) -> u32 {
+    let usec = (1e6 * (size as f64 / rate as f64)) as u32;
+    (usec as f64 * tick) as u32
+}
+
+const TCA_POLICE_TBF: u16 = 1;
+const TCA_POLICE_RATE: u16 = 2;
+const TCA_POLICE_PKTRATE64: u16 = 10;
+const TCA_POLICE_PKTBURST64: u16 = 11;
+
+/// The police action as tc builds it: `struct tc_police` (exceed: drop;
+/// conform: pass, which tc leaves implicit), with the rate table tc
+/// computes for a byte rate, or the packet rate and burst.
+fn police(index: u32, rate: Rate) -> TcAction {
+    let tick = tick_in_usec();
+    let mut tbf = Vec::with_capacity(56);
+    let mut u32s = |v: &[u32], out: &mut Vec<u8>| v.iter().for_each(|x| out.extend_from_slice(&x.to_ne_bytes()));
+    let mut options = Vec::new();
+    match rate {
+        Rate::Bytes { per_sec, burst } => {
+            // Rate table for cells of 8 bytes (tc's default MTU 2047 gives cell_log 3).
+            let cell_log = 3u8;
+            let rate32 = per_sec.min(u32::MAX as u64) as u32;
+            u32s(
+                &[index, TC_ACT_SHOT as u32, 0, xmittime(per_sec, burst, tick), 0],
+                &mut tbf,
+            );
+            // struct tc_ratespec: cell_log, linklayer (ethernet), overhead,
+            // cell_align (-1), mpu, rate.
+            tbf.extend_from_slice(&[cell_log, 1]);
+            tbf.extend_from_slice(&0u16.to_ne_bytes());
+            tbf.extend_from_slice(&(-1i16).to_ne_bytes());
+            tbf.extend_from_slice(&0u16.to_ne_bytes());
+            tbf.extend_from_slice(&rate32.to_ne_bytes());
+            tbf.extend_from_slice(&[0u8; 12]); // peakrate
+            u32s(&[0, 0, 0], &mut tbf); // refcnt, bindcnt, capab
+            let mut rtab = Vec::with_capacity(1024);
+            for i in 0..256u64 {
+                rtab.extend_from_slice(&xmittime(per_sec, (i + 1) << cell_log, tick).to_ne_bytes());
+            }
+            options.push(TcActionOption::Other(DefaultNla::new(TCA_POLICE_TBF, tbf)));
+            options.push(TcActionOption::Other(DefaultNla::new(TCA_POLICE_RATE, rtab)));
+        }
+        Rate::Packets { per_sec, burst } => {
+            u32s(&[index, TC_ACT_SHOT as u32, 0, 0, 0], &mut tbf);
+            tbf.extend_from_slice(&[0u8; 24]); // rate, peakrate
+            u32s(&[0, 0, 0], &mut tbf);
+            options.push(TcActionOption::Other(DefaultNla::new(TCA_POLICE_TBF, tbf)));
+            options.push(TcActionOption::Other(DefaultNla::new(
+                TCA_POLICE_PKTRATE64,
+                per_sec.to_ne_bytes().to_vec(),
+            )));
+            let ticks = xmittime(per_sec, burst, tick) as u64;
+            options.push(TcActionOption::Other(DefaultNla::new(
+                TCA_POLICE_PKTBURST64,
+                ticks.to_ne_bytes().to_vec(),
+            )));
+        }
+    }
+    let mut a = TcAction::default();
+    a.tab = 1;
+    a.attributes = vec![
+        TcActionAttribute::Kind("police".into()),
+        TcActionAttribute::Options(options),
+    ];
+    a
+}
+
 fn gact(action: Action) -> TcAction {
     let code = match action {
         Action::Drop => TC_ACT_SHOT,
         Action::Pass => TC_ACT_OK,
         Action::GotoChain(c) => TC_ACT_GOTO_CHAIN | c as i32,
+        Action::Police { index, rate } => return police(index, rate),
     };
     // struct tc_gen: index, capab, action, refcnt, bindcnt.
     let mut parms = Vec::with_capacity(20);
@@ -336,6 +439,24 @@ impl Filter {
             Action::Drop => w.push("drop".into()),
             Action::Pass => w.push("pass".into()),
             Action::GotoChain(c) => w.extend(["goto".into(), "chain".into(), c.to_string()]),
+            Action::Police { index, rate } => {
+                w.extend(["police".into(), "index".into(), index.to_string()]);
+                match rate {
+                    Rate::Bytes { per_sec, burst } => w.extend([
+                        "rate".into(),
+                        format!("{}bit", per_sec * 8),
+                        "burst".into(),
+                        burst.to_string(),
+                    ]),
+                    Rate::Packets { per_sec, burst } => w.extend([
+                        "pkts_rate".into(),
+                        per_sec.to_string(),
+                        "pkts_burst".into(),
+                        burst.to_string(),
+                    ]),
+                }
+                w.extend(["conform-exceed".into(), "drop/pass".into()]);
+            }
         }
         w.join(" ")
     }
@@ -466,6 +587,37 @@ impl Filter {
                     f.action = match next(&mut i)? {
                         "drop" => Action::Drop,
                         "pass" => Action::Pass,
+                        "police" => {
+                            let (mut index, mut bytes, mut burst, mut pkts, mut pkts_burst) =
+                                (0, None, None, None, None);
+                            while i < w.len() {
+                                match next(&mut i)? {
+                                    "index" => index = num(next(&mut i)?)?,
+                                    "rate" => bytes = Some(parse_rate(next(&mut i)?)?),
+                                    "burst" => burst = Some(parse_size(next(&mut i)?)?),
+                                    "pkts_rate" => pkts = Some(num(next(&mut i)?)? as u64),
+                                    "pkts_burst" => pkts_burst = Some(num(next(&mut i)?)? as u64),
+                                    "conform-exceed" => {
+                                        if next(&mut i)? != "drop/pass" {
+                                            return Err(format!(
+                                                "`{args}`: police other than conform-exceed drop/pass"
+                                            ));
+                                        }
+                                    }
+                                    p => return Err(format!("`{args}`: police `{p}`")),
+                                }
+                            }
+                            let rate = match (bytes, burst, pkts, pkts_burst) {
+                                (Some(per_sec), Some(burst), None, None) => Rate::Bytes { per_sec, burst },
+                                (None, None, Some(per_sec), Some(burst)) => Rate::Packets { per_sec, burst },
+                                _ => {
+                                    return Err(format!(
+                                        "`{args}`: police needs rate and burst, or pkts_rate and pkts_burst"
+                                    ))
+                                }
+                            };
+                            Action::Police { index, rate }
+                        }
                         "goto" => {
                             expect(&mut i, "chain")?;
                             Action::GotoChain(num(next(&mut i)?)?)
@@ -568,4 +720,39 @@ fn ip_flags_text(v: u32, m: u32) -> String {
         }
     }
     parts.join("/")
+}
+
+/// tc's rate syntax, to bytes per second: NUMBER with bit, kbit, mbit,
+/// gbit (powers of 1000 bits) or bps, kbps, mbps (bytes).
+fn parse_rate(s: &str) -> Result<u64, String> {
+    let units: [(&str, f64); 7] = [
+        ("gbit", 1e9 / 8.0),
+        ("mbit", 1e6 / 8.0),
+        ("kbit", 1e3 / 8.0),
+        ("bit", 1.0 / 8.0),
+        ("mbps", 1e6),
+        ("kbps", 1e3),
+        ("bps", 1.0),
+    ];
+    for (u, f) in units {
+        if let Some(n) = s.strip_suffix(u) {
+            let n: f64 = n.parse().map_err(|_| format!("rate `{s}`"))?;
+            return Ok((n * f) as u64);
+        }
+    }
+    Err(format!(
+        "rate `{s}` needs a unit (bit, kbit, mbit, gbit, bps, kbps, mbps)"
+    ))
+}
+
+/// tc's size syntax, to bytes: NUMBER, or with k / m (powers of 1024).
+fn parse_size(s: &str) -> Result<u64, String> {
+    let (n, f) = if let Some(n) = s.strip_suffix('k') {
+        (n, 1024)
+    } else if let Some(n) = s.strip_suffix('m') {
+        (n, 1024 * 1024)
+    } else {
+        (s, 1)
+    };
+    n.parse::<u64>().map(|n| n * f).map_err(|_| format!("size `{s}`"))
 }
