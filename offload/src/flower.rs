@@ -161,7 +161,7 @@ const TCA_POLICE_PKTBURST64: u16 = 11;
 fn police(index: u32, rate: Rate) -> TcAction {
     let tick = tick_in_usec();
     let mut tbf = Vec::with_capacity(56);
-    let mut u32s = |v: &[u32], out: &mut Vec<u8>| v.iter().for_each(|x| out.extend_from_slice(&x.to_ne_bytes()));
+    let u32s = |v: &[u32], out: &mut Vec<u8>| v.iter().for_each(|x| out.extend_from_slice(&x.to_ne_bytes()));
     let mut options = Vec::new();
     match rate {
         Rate::Bytes { per_sec, burst } => {
