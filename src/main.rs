@@ -84,6 +84,10 @@ struct ApplyArgs {
     nic: String,
     #[arg(long, value_enum, default_value_t = ops::Format::Text)]
     format: ops::Format,
+    /// Change nothing: print the NIC share as a `tc -batch` script (the
+    /// filters Palisade would install on IFACE) and what XDP would hold.
+    #[arg(long)]
+    dry_run: bool,
 }
 
 #[derive(Subcommand)]
@@ -862,6 +866,9 @@ fn apply(a: ApplyArgs) -> Result<ExitCode> {
         Err(code) => return Ok(code),
     };
     let profile = load_profile(&a.nic)?;
+    if a.dry_run {
+        return apply_dry_run(&a, &policy, &profile);
+    }
     if !is_root() {
         anyhow::bail!("apply attaches an XDP program: run it as root");
     }
@@ -883,6 +890,39 @@ fn apply(a: ApplyArgs) -> Result<ExitCode> {
         eprintln!("palisade: warning: {w}");
     }
     stdout_write(&ops::applied(&applied, &loaded.file, a.format))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `apply --dry-run`: the NIC share as a `tc -batch` script on stdout.
+fn apply_dry_run(a: &ApplyArgs, policy: &Policy, profile: &NicProfile) -> Result<ExitCode> {
+    use offload::flower::Hook;
+    let mut out = String::new();
+    let hardware = profile.offload;
+    let filters = if profile.offload {
+        let part = partition(policy, profile);
+        offload::build::nic_filters(policy, &part, 0, hardware).map_err(|e| anyhow::anyhow!("{e}"))?
+    } else {
+        Vec::new()
+    };
+    out.push_str(&format!(
+        "# palisade apply --dry-run: {} on {} with NIC profile {}\n",
+        a.policy.policy.display(),
+        a.dev,
+        profile.name
+    ));
+    out.push_str(&format!(
+        "# NIC share: {} flower filter(s); XDP holds the whole policy ({} rules). Run with: tc -batch FILE\n",
+        filters.len(),
+        policy.rules.len()
+    ));
+    if !filters.is_empty() {
+        out.push_str(&format!("qdisc add dev {} clsact\n", a.dev));
+    }
+    for f in &filters {
+        out.push_str(&f.tc_args(&a.dev, Hook::Ingress));
+        out.push('\n');
+    }
+    stdout_write(&out)?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -212,3 +212,73 @@ pub fn entry_filters(
     }
     Ok(out)
 }
+
+/// The filters of a partition's NIC table (DESIGN §4): a rule's own
+/// entries drop (deny) or police (rate-limit, one police action per rule,
+/// index = rule position + 1), pass entries let the packet continue to the
+/// host. TCAM priorities become tc priorities densely, one per (layer,
+/// protocol): flower keeps one protocol per priority, and filters of one
+/// layer never overlap, so their order among protocols does not matter.
+/// `hardware` chooses `skip_sw` (a NIC) or `skip_hw` (the kernel's software
+/// flower, for tests).
+pub fn nic_filters(
+    policy: &compiler::ir::Policy,
+    part: &compiler::partition::Partition,
+    chain: u32,
+    hardware: bool,
+) -> Result<Vec<Filter>, String> {
+    use compiler::ir::{Action as RuleAction, Rate as RuleRate};
+    use compiler::tcam::EntryAction;
+
+    let mut entries: Vec<&TcamEntry> = part.nic_entries.iter().collect();
+    entries.sort_by_key(|e| e.priority);
+    let mut out = Vec::new();
+    for e in entries {
+        let rule = &policy.rules[e.rule as usize];
+        let action = match (e.action, rule.action) {
+            (EntryAction::PassToHost, _) => Action::Pass,
+            (EntryAction::Rule, RuleAction::Deny) => Action::Drop,
+            (EntryAction::Rule, RuleAction::RateLimit(rl)) => Action::Police {
+                index: e.rule + 1,
+                rate: match rl.rate {
+                    RuleRate::PacketsPerSecond(r) => crate::flower::Rate::Packets {
+                        per_sec: r,
+                        burst: rl.burst,
+                    },
+                    RuleRate::BitsPerSecond(r) => crate::flower::Rate::Bytes {
+                        per_sec: r / 8,
+                        burst: rl.burst,
+                    },
+                },
+            },
+            (EntryAction::Rule, RuleAction::Allow) => {
+                return Err(format!("rule {}: an allow rule decided on the NIC", rule.id));
+            }
+        };
+        let filters = entry_filters(e, &part.encoding.checkers, 0, chain, hardware, action)
+            .map_err(|why| format!("rule {}: {why}", rule.id))?;
+        out.extend(filters.into_iter().map(|f| (e.priority, f)));
+    }
+    // Dense tc priorities by (layer, protocol), from 1.
+    let proto_rank = |p: Protocol| match p {
+        Protocol::Ip => 0,
+        Protocol::Ipv6 => 1,
+        Protocol::Vlan(0x0800) => 2,
+        Protocol::Vlan(_) => 3,
+        Protocol::All => 4,
+    };
+    let mut keys: Vec<(u32, u8)> = out.iter().map(|(p, f)| (*p, proto_rank(f.protocol))).collect();
+    keys.sort_unstable();
+    keys.dedup();
+    if keys.len() > u16::MAX as usize {
+        return Err(format!("{} tc priorities needed; tc has 65,535", keys.len()));
+    }
+    Ok(out
+        .into_iter()
+        .map(|(p, mut f)| {
+            let k = (p, proto_rank(f.protocol));
+            f.prio = keys.binary_search(&k).expect("collected above") as u16 + 1;
+            f
+        })
+        .collect())
+}
