@@ -898,9 +898,13 @@ fn apply_dry_run(a: &ApplyArgs, policy: &Policy, profile: &NicProfile) -> Result
     use offload::flower::Hook;
     let mut out = String::new();
     let hardware = profile.offload;
-    let filters = if profile.offload {
+    let filters: Vec<offload::flower::Filter> = if profile.offload {
         let part = partition(policy, profile);
-        offload::build::nic_filters(policy, &part, 0, hardware).map_err(|e| anyhow::anyhow!("{e}"))?
+        offload::build::nic_filters(policy, &part, 0, hardware)
+            .map_err(|e| anyhow::anyhow!("{e}"))?
+            .into_iter()
+            .map(|(_, f)| f)
+            .collect()
     } else {
         Vec::new()
     };

@@ -135,6 +135,16 @@ impl Sender {
 
     /// Send one frame (at least 14 bytes, as the kernel requires).
     pub fn send(&self, frame: &[u8]) -> Result<(), String> {
+        match self.send_through_egress(frame)? {
+            true => Ok(()),
+            false => Err("sendto: dropped on the way out (ENOBUFS)".into()),
+        }
+    }
+
+    /// Send one frame through an egress that may drop it (a tc filter on
+    /// the sending interface): Ok(false) when the kernel reports the frame
+    /// dropped there (ENOBUFS), Ok(true) when it left.
+    pub fn send_through_egress(&self, frame: &[u8]) -> Result<bool, String> {
         // SAFETY: sendto with a sockaddr_ll and a buffer we own.
         unsafe {
             let mut addr: libc::sockaddr_ll = std::mem::zeroed();
@@ -151,9 +161,13 @@ impl Sender {
                 std::mem::size_of::<libc::sockaddr_ll>() as u32,
             );
             if n != frame.len() as isize {
-                return Err(format!("sendto: {}", std::io::Error::last_os_error()));
+                let e = std::io::Error::last_os_error();
+                if e.raw_os_error() == Some(libc::ENOBUFS) {
+                    return Ok(false);
+                }
+                return Err(format!("sendto: {e}"));
             }
         }
-        Ok(())
+        Ok(true)
     }
 }

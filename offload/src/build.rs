@@ -220,13 +220,14 @@ pub fn entry_filters(
 /// protocol): flower keeps one protocol per priority, and filters of one
 /// layer never overlap, so their order among protocols does not matter.
 /// `hardware` chooses `skip_sw` (a NIC) or `skip_hw` (the kernel's software
-/// flower, for tests).
+/// flower, for tests). Each filter comes with the position of the rule whose
+/// entry it is.
 pub fn nic_filters(
     policy: &compiler::ir::Policy,
     part: &compiler::partition::Partition,
     chain: u32,
     hardware: bool,
-) -> Result<Vec<Filter>, String> {
+) -> Result<Vec<(u32, Filter)>, String> {
     use compiler::ir::{Action as RuleAction, Rate as RuleRate};
     use compiler::tcam::EntryAction;
 
@@ -257,7 +258,7 @@ pub fn nic_filters(
         };
         let filters = entry_filters(e, &part.encoding.checkers, 0, chain, hardware, action)
             .map_err(|why| format!("rule {}: {why}", rule.id))?;
-        out.extend(filters.into_iter().map(|f| (e.priority, f)));
+        out.extend(filters.into_iter().map(|f| (e.priority, e.rule, f)));
     }
     // Dense tc priorities by (layer, protocol), from 1.
     let proto_rank = |p: Protocol| match p {
@@ -267,7 +268,7 @@ pub fn nic_filters(
         Protocol::Vlan(_) => 3,
         Protocol::All => 4,
     };
-    let mut keys: Vec<(u32, u8)> = out.iter().map(|(p, f)| (*p, proto_rank(f.protocol))).collect();
+    let mut keys: Vec<(u32, u8)> = out.iter().map(|(p, _, f)| (*p, proto_rank(f.protocol))).collect();
     keys.sort_unstable();
     keys.dedup();
     if keys.len() > u16::MAX as usize {
@@ -275,10 +276,10 @@ pub fn nic_filters(
     }
     Ok(out
         .into_iter()
-        .map(|(p, mut f)| {
+        .map(|(p, rule, mut f)| {
             let k = (p, proto_rank(f.protocol));
             f.prio = keys.binary_search(&k).expect("collected above") as u16 + 1;
-            f
+            (rule, f)
         })
         .collect())
 }
