@@ -185,24 +185,9 @@ fn flower_set(set: &str) {
     }
     eprintln!("{set}: sent 2000 packets in {:.1} s", t.elapsed().as_secs_f64());
     std::thread::sleep(std::time::Duration::from_millis(500));
-    let dump = sh(
-        Some(&pair.dev_ns),
-        &["tc", "-s", "-j", "filter", "show", "dev", &pair.dev, "ingress"],
-    );
-    let v: serde_json::Value = serde_json::from_str(&dump).expect("tc JSON");
     let mut got: BTreeMap<Option<usize>, u64> = BTreeMap::new();
-    for f in v.as_array().expect("array") {
-        let Some(actions) = f["options"]["actions"].as_array() else {
-            continue;
-        };
-        let prio = f["pref"].as_u64().expect("pref") as usize;
-        let packets: u64 = actions
-            .iter()
-            .map(|a| a["stats"]["packets"].as_u64().unwrap_or(0))
-            .sum();
-        if packets > 0 {
-            *got.entry(owner[prio]).or_default() += packets;
-        }
+    for (prio, packets) in tc_counts(&pair.dev_ns, &pair.dev, "ingress") {
+        *got.entry(owner[prio]).or_default() += packets;
     }
     assert_eq!(
         got, want,
@@ -296,23 +281,10 @@ fn flower_nic_split() {
     }
     std::thread::sleep(std::time::Duration::from_millis(500));
     // NIC decisions: packets counted by drop filters, per rule.
-    let dump = sh(
-        Some(&pair.peer_ns),
-        &["tc", "-s", "-j", "filter", "show", "dev", &pair.peer, "egress"],
-    );
-    let v: serde_json::Value = serde_json::from_str(&dump).expect("tc JSON");
     let mut got: BTreeMap<String, u64> = BTreeMap::new();
     let mut nic_dropped = 0u64;
-    for f in v.as_array().expect("array") {
-        let Some(actions) = f["options"]["actions"].as_array() else {
-            continue;
-        };
-        let prio = f["pref"].as_u64().expect("pref") as usize;
-        let packets: u64 = actions
-            .iter()
-            .map(|a| a["stats"]["packets"].as_u64().unwrap_or(0))
-            .sum();
-        if packets > 0 && owner[prio].1 == Action::Drop {
+    for (prio, packets) in tc_counts(&pair.peer_ns, &pair.peer, "egress") {
+        if owner[prio].1 == Action::Drop {
             *got.entry(policy.rules[owner[prio].0 as usize].id.clone()).or_default() += packets;
             nic_dropped += packets;
         }
@@ -346,6 +318,28 @@ fn flower_nic_split() {
         filters.len(),
         want.len()
     );
+}
+
+/// Packets counted per filter priority (only those with packets), from
+/// `tc -s -j filter show` in namespace `ns`.
+fn tc_counts(ns: &str, dev: &str, hook: &str) -> Vec<(usize, u64)> {
+    let dump = sh(Some(ns), &["tc", "-s", "-j", "filter", "show", "dev", dev, hook]);
+    let v: serde_json::Value = serde_json::from_str(&dump).expect("tc JSON");
+    let mut out = Vec::new();
+    for f in v.as_array().expect("array") {
+        let Some(actions) = f["options"]["actions"].as_array() else {
+            continue;
+        };
+        let prio = f["pref"].as_u64().expect("pref") as usize;
+        let packets: u64 = actions
+            .iter()
+            .map(|a| a["stats"]["packets"].as_u64().unwrap_or(0))
+            .sum();
+        if packets > 0 {
+            out.push((prio, packets));
+        }
+    }
+    out
 }
 
 fn main() {
