@@ -32,14 +32,14 @@ pub struct Item {
 pub type Items = Box<dyn Iterator<Item = Result<Item>>>;
 
 /// A frame through the reference parser.
-fn item(frame: &[u8], frame_len: u32, ts_ns: u64) -> Item {
-    let class = wire::classify(frame);
+fn item(frame: Vec<u8>, frame_len: u32, ts_ns: u64) -> Item {
+    let class = wire::classify(&frame);
     Item {
-        facts: trust_facts(frame, &class),
+        facts: trust_facts(&frame, &class),
         class,
         frame_len,
         ts_ns,
-        frame: frame.to_vec(),
+        frame,
     }
 }
 
@@ -108,7 +108,8 @@ fn trace(path: &Path, rate: u64, as_packets: bool) -> Result<Items> {
         let ts_ns = (i as u128 * 1_000_000_000 / rate as u128) as u64;
         if as_packets {
             let frame = classbench::trace_packet(&e.key);
-            Ok(item(&frame, frame.len() as u32, ts_ns))
+            let len = frame.len() as u32;
+            Ok(item(frame, len, ts_ns))
         } else {
             // A 5-tuple has no frame: count it as a minimum-size one.
             Ok(Item {
@@ -152,7 +153,7 @@ fn pcap(f: File, name: String) -> Result<Items> {
                 );
             }
             let ts_ns = p.ts_sec as u64 * 1_000_000_000 + p.ts_frac as u64 * frac_ns;
-            Ok(item(&p.data, p.orig_len, ts_ns))
+            Ok(item(p.data.into_owned(), p.orig_len, ts_ns))
         })
     });
     Ok(Box::new(iter))
@@ -205,10 +206,10 @@ fn pcapng(f: File, name: String) -> Result<Items> {
                 // The library hands the raw timestamp units over as nanoseconds.
                 let units = p.timestamp.as_nanos();
                 let ts_ns = (units * mul / div) as u64;
-                return Some(Ok(item(&p.data, p.original_len, ts_ns)));
+                return Some(Ok(item(p.data.into_owned(), p.original_len, ts_ns)));
             }
             Block::SimplePacket(p) => {
-                return Some(Ok(item(&p.data, p.original_len, 0)));
+                return Some(Ok(item(p.data.into_owned(), p.original_len, 0)));
             }
             _ => {}
         }

@@ -897,10 +897,9 @@ fn apply(a: ApplyArgs) -> Result<ExitCode> {
 fn apply_dry_run(a: &ApplyArgs, policy: &Policy, profile: &NicProfile) -> Result<ExitCode> {
     use offload::flower::Hook;
     let mut out = String::new();
-    let hardware = profile.offload;
     let filters: Vec<offload::flower::Filter> = if profile.offload {
         let part = partition(policy, profile);
-        offload::build::nic_filters(policy, &part, 0, hardware)
+        offload::build::nic_filters(policy, &part, 0, true)
             .map_err(|e| anyhow::anyhow!("{e}"))?
             .into_iter()
             .map(|(_, f)| f)

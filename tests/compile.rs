@@ -3,33 +3,14 @@
 //! traces as the independent ground truth (`.firstmatch`) says.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 
 use compiler::classbench::parse_trace;
+mod common;
+
+use common::{data_dir, palisade_in};
 use compiler::tcam::layout::{key_bits, Bits, PACKET_KEY_BITS};
 use serde_json::Value;
-
-fn data_dir() -> PathBuf {
-    match std::env::var_os("PALISADE_CLASSBENCH_DIR") {
-        Some(d) => PathBuf::from(d),
-        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/classbench"),
-    }
-}
-
-fn palisade(args: &[&str], cwd: &Path) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_palisade"))
-        .args(args)
-        .current_dir(cwd)
-        .output()
-        .expect("run palisade");
-    assert!(
-        out.status.success(),
-        "palisade {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).expect("utf-8 output")
-}
 
 fn read_dir(dir: &Path) -> Vec<(String, Vec<u8>)> {
     let mut files: Vec<(String, Vec<u8>)> = std::fs::read_dir(dir)
@@ -50,7 +31,7 @@ fn read_dir(dir: &Path) -> Vec<(String, Vec<u8>)> {
 fn compile_is_deterministic_byte_for_byte() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let policy = tmp.path().join("edge.yaml");
-    std::fs::write(&policy, palisade(&["example", "policy"], tmp.path())).expect("write policy");
+    std::fs::write(&policy, palisade_in(&["example", "policy"], Some(tmp.path()))).expect("write policy");
     let fw = data_dir().join("fw1_1K");
     for (input, nic) in [
         ("edge.yaml", "mlx5"),
@@ -59,22 +40,22 @@ fn compile_is_deterministic_byte_for_byte() {
     ] {
         let a = tmp.path().join(format!("a-{nic}"));
         let b = tmp.path().join("elsewhere").join(format!("b-{nic}"));
-        palisade(
+        palisade_in(
             &["compile", input, "--nic", nic, "--out", a.to_str().unwrap()],
-            tmp.path(),
+            Some(tmp.path()),
         );
-        palisade(
+        palisade_in(
             &["compile", input, "--nic", nic, "--out", b.to_str().unwrap()],
-            tmp.path(),
+            Some(tmp.path()),
         );
         let (fa, fb) = (read_dir(&a), read_dir(&b));
         let names: Vec<&str> = fa.iter().map(|f| f.0.as_str()).collect();
         assert_eq!(names, ["host.json", "nic.json", "plan.json"], "{nic}: no stray files");
         assert_eq!(fa, fb, "{input} on {nic}: two runs differ");
         // Compiling again into the same directory replaces the files.
-        palisade(
+        palisade_in(
             &["compile", input, "--nic", nic, "--out", a.to_str().unwrap()],
-            tmp.path(),
+            Some(tmp.path()),
         );
         assert_eq!(read_dir(&a), fb);
     }
@@ -113,7 +94,7 @@ fn check_tables(set: &str, nic: &str, extra: &[&str]) {
         out.to_str().unwrap(),
     ];
     args.extend_from_slice(extra);
-    palisade(&args, tmp.path());
+    palisade_in(&args, Some(tmp.path()));
     let load = |name: &str| -> Value {
         serde_json::from_slice(&std::fs::read(out.join(name)).expect("artifact")).expect("JSON artifact")
     };

@@ -8,29 +8,11 @@
 //! Needs root. Without it the tests say they are skipped, unless
 //! PALISADE_REQUIRE_ROOT_TESTS=1 (as in CI), where that is a failure.
 
-use std::io::Read;
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 
-fn data_dir() -> PathBuf {
-    match std::env::var_os("PALISADE_CLASSBENCH_DIR") {
-        Some(d) => PathBuf::from(d),
-        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/classbench"),
-    }
-}
+mod common;
 
-fn palisade(args: &[&str]) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_palisade"))
-        .args(args)
-        .output()
-        .expect("run palisade");
-    assert!(
-        out.status.success(),
-        "palisade {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).expect("utf-8 output")
-}
+use common::{data_dir, palisade, unxz};
 
 fn compare(rules: &Path, trace: &Path, extra: &[&str], what: &str) {
     let (r, t) = (rules.to_str().unwrap(), trace.to_str().unwrap());
@@ -70,16 +52,6 @@ sets! {
     acl1_10k => "acl1_10K", fw1_10k => "fw1_10K", ipc1_10k => "ipc1_10K",
     acl1_1k_v6 => "acl1_1K_v6", fw1_1k_v6 => "fw1_1K_v6", ipc1_1k_v6 => "ipc1_1K_v6",
     acl1_10k_v6 => "acl1_10K_v6", fw1_10k_v6 => "fw1_10K_v6", ipc1_10k_v6 => "ipc1_10K_v6",
-}
-
-fn unxz(name: &str, dir: &Path) -> PathBuf {
-    let src = data_dir().join(format!("{name}.xz"));
-    let f = std::fs::File::open(&src).unwrap_or_else(|e| panic!("{}: {e}", src.display()));
-    let mut text = Vec::new();
-    xz2::read::XzDecoder::new(f).read_to_end(&mut text).expect("decompress");
-    let out = dir.join(name);
-    std::fs::write(&out, text).expect("write decompressed");
-    out
 }
 
 /// The 100K set on a 1-in-50 sample of its trace.

@@ -458,10 +458,8 @@ impl Program {
             let mut c: Array<&mut MapData, u64> = Array::try_from(map(&mut self.ebpf, "clock")?)?;
             c.set(0, ts_ns, 0)?;
         }
-        let mut out = vec![0u8; frame.len()];
         let res = self.xdp()?.test_run(TestRunOptions {
             data_in: Some(frame),
-            data_out: Some(&mut out),
             repeat: 1,
             ..TestRunOptions::default()
         })?;
@@ -503,10 +501,8 @@ impl Program {
     /// The kernel's own time per run of `frame`, averaged over `repeat`
     /// runs by BPF_PROG_TEST_RUN.
     pub fn time_frame(&self, frame: &[u8], repeat: u32) -> anyhow::Result<Duration> {
-        let mut out = vec![0u8; frame.len()];
         let res = self.xdp()?.test_run(TestRunOptions {
             data_in: Some(frame),
-            data_out: Some(&mut out),
             repeat,
             ..TestRunOptions::default()
         })?;

@@ -7,19 +7,9 @@
 //! Needs root (CAP_BPF). Without it the test says it is skipped, unless
 //! PALISADE_REQUIRE_ROOT_TESTS=1 (as in CI), where that is a failure.
 
-fn have_root() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } == 0 {
-        return true;
-    }
-    let required = std::env::var("PALISADE_REQUIRE_ROOT_TESTS").is_ok_and(|v| v == "1");
-    assert!(
-        !required,
-        "not root and PALISADE_REQUIRE_ROOT_TESTS=1: the XDP tests must run"
-    );
-    eprintln!("SKIPPED: loading XDP programs needs root");
-    false
-}
+mod common;
+
+use common::have_root;
 
 #[test]
 fn corpus_through_the_xdp_program() {

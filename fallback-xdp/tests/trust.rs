@@ -14,19 +14,9 @@ use compiler::profile::NicProfile;
 use compiler::wire;
 use fallback_xdp::loader::{Options, Program, Tables};
 
-fn have_root() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } == 0 {
-        return true;
-    }
-    let required = std::env::var("PALISADE_REQUIRE_ROOT_TESTS").is_ok_and(|v| v == "1");
-    assert!(
-        !required,
-        "not root and PALISADE_REQUIRE_ROOT_TESTS=1: the XDP tests must run"
-    );
-    eprintln!("SKIPPED: loading XDP programs needs root");
-    false
-}
+mod common;
+
+use common::have_root;
 
 const POLICY: &str = "default: allow\nrules:\n  - id: limit-dns\n    action: rate-limit\n    rate: 1pps\n    burst: 2\n    protocol: udp\n    dst-port: 53\n";
 

@@ -25,7 +25,7 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use compiler::tcam::checkers::Checker;
-use compiler::tcam::layout::{frag, Bits, Field};
+use compiler::tcam::layout::{frag, Field};
 use compiler::tcam::TcamEntry;
 
 use crate::flower::{Action, Filter, Keys, Port, Protocol};
@@ -35,10 +35,6 @@ const UDP: u8 = 17;
 const SCTP: u8 = 132;
 const ICMP: u8 = 1;
 const ICMPV6: u8 = 58;
-
-fn get(b: &Bits, f: Field) -> u128 {
-    b.get(f)
-}
 
 /// The flower filters for entry `e` at priority `prio`, with `action`.
 /// `checkers` are the range checkers the entry's `range_hits` refer to.
@@ -51,7 +47,7 @@ pub fn entry_filters(
     action: Action,
 ) -> Result<Vec<Filter>, String> {
     let (v, m) = (&e.value, &e.mask);
-    let field = |f: Field| (get(v, f) & get(m, f), get(m, f));
+    let field = |f: Field| (v.get(f) & m.get(f), m.get(f));
     if field(Field::Family).1 == 0 {
         return Err("the entry matches both IP versions; flower filters are per version".into());
     }
