@@ -171,3 +171,21 @@ impl Sender {
         Ok(true)
     }
 }
+
+/// Run `f` on a thread of its own that has entered network namespace `ns`
+/// (a name under /run/netns); mounts stay the caller's, so bpffs pins are
+/// shared. Panics in `f` reach the caller.
+pub fn in_netns<T: Send + 'static>(ns: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
+    let path = format!("/run/netns/{ns}");
+    let handle = std::thread::spawn(move || {
+        let nsf = File::open(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+        // SAFETY: setns on this thread with a descriptor owned here.
+        let rc = unsafe { libc::setns(nsf.as_raw_fd(), libc::CLONE_NEWNET) };
+        assert_eq!(rc, 0, "setns {path}: {}", std::io::Error::last_os_error());
+        f()
+    });
+    match handle.join() {
+        Ok(v) => v,
+        Err(p) => std::panic::resume_unwind(p),
+    }
+}

@@ -756,3 +756,277 @@ fn parse_size(s: &str) -> Result<u64, String> {
     };
     n.parse::<u64>().map(|n| n * f).map_err(|_| format!("size `{s}`"))
 }
+
+/// What a decoded filter message says beyond the [`Filter`]: the kernel's
+/// handle, whether the filter is in hardware, and its actions' counters.
+/// Requests carry none of it; dumps carry all of it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Readback {
+    /// The filter's handle within its priority (0 in a request).
+    pub handle: u32,
+    /// TCA_CLS_FLAGS_IN_HW: at least one device holds the filter.
+    pub in_hw: bool,
+    /// TCA_CLS_FLAGS_NOT_IN_HW.
+    pub not_in_hw: bool,
+    /// TCA_FLOWER_IN_HW_COUNT: how many devices hold it.
+    pub in_hw_count: Option<u32>,
+    /// The action's kernel index (shared by every filter of one police).
+    pub action_index: u32,
+    /// Packets and bytes the action saw, and the packets it dropped.
+    pub packets: u64,
+    pub bytes: u64,
+    pub drops: u64,
+}
+
+const TCA_CLS_FLAGS_IN_HW: u32 = 4;
+const TCA_CLS_FLAGS_NOT_IN_HW: u32 = 8;
+const TCA_POLICE_RATE64: u16 = 8;
+
+fn ne_u32(b: &[u8], at: usize) -> Option<u32> {
+    b.get(at..at + 4).map(|s| u32::from_ne_bytes(s.try_into().unwrap()))
+}
+
+fn ne_u64(b: &[u8]) -> Option<u64> {
+    b.get(..8).map(|s| u64::from_ne_bytes(s.try_into().unwrap()))
+}
+
+/// Units sent in `ticks` at `per_sec` units per second: the inverse of
+/// [`xmittime`], to the nearest unit.
+fn units_in(ticks: u64, per_sec: u64, tick: f64) -> u64 {
+    (ticks as f64 / tick * per_sec as f64 / 1e6).round() as u64
+}
+
+/// The action of a decoded filter, with its index and counters.
+fn decode_action(a: &TcAction, rb: &mut Readback) -> Result<Action, String> {
+    let mut kind = None;
+    let mut options: Vec<(u16, Vec<u8>)> = Vec::new();
+    for attr in &a.attributes {
+        match attr {
+            TcActionAttribute::Kind(k) => kind = Some(k.as_str()),
+            TcActionAttribute::Options(o) => {
+                for opt in o {
+                    if let TcActionOption::Other(nla) = opt {
+                        use netlink_packet_core::Nla;
+                        let mut v = vec![0u8; nla.value_len()];
+                        nla.emit_value(&mut v);
+                        options.push((nla.kind(), v));
+                    }
+                }
+            }
+            TcActionAttribute::Stats(stats) => {
+                use netlink_packet_route::tc::TcStats2;
+                for s in stats {
+                    match s {
+                        TcStats2::Basic(b) => {
+                            rb.packets = b.packets as u64;
+                            rb.bytes = b.bytes;
+                        }
+                        TcStats2::Queue(q) => rb.drops = q.drops as u64,
+                        _ => {}
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    let opt = |t: u16| options.iter().find(|(k, _)| *k == t).map(|(_, v)| v.as_slice());
+    match kind {
+        Some("gact") => {
+            // struct tc_gen: index, capab, action, refcnt, bindcnt.
+            let p = opt(TCA_GACT_PARMS).ok_or("gact without parameters")?;
+            rb.action_index = ne_u32(p, 0).ok_or("short gact parameters")?;
+            let code = ne_u32(p, 8).ok_or("short gact parameters")? as i32;
+            match code {
+                TC_ACT_SHOT => Ok(Action::Drop),
+                TC_ACT_OK => Ok(Action::Pass),
+                c if c & 0x7000_0000 == TC_ACT_GOTO_CHAIN => Ok(Action::GotoChain((c & 0x0fff_ffff) as u32)),
+                c => Err(format!("gact action {c} is not drop, pass or goto chain")),
+            }
+        }
+        Some("police") => {
+            // struct tc_police: index, action, limit, burst, mtu, rate
+            // (struct tc_ratespec, rate at +8), peakrate, refcnt, bindcnt, capab.
+            let p = opt(TCA_POLICE_TBF).ok_or("police without parameters")?;
+            let index = ne_u32(p, 0).ok_or("short police parameters")?;
+            rb.action_index = index;
+            let burst_ticks = ne_u32(p, 12).ok_or("short police parameters")? as u64;
+            let rate32 = ne_u32(p, 28).ok_or("short police parameters")? as u64;
+            let tick = tick_in_usec();
+            let rate = if let Some(pps) = opt(TCA_POLICE_PKTRATE64).and_then(ne_u64) {
+                let ticks = opt(TCA_POLICE_PKTBURST64).and_then(ne_u64).unwrap_or(0);
+                Rate::Packets {
+                    per_sec: pps,
+                    burst: units_in(ticks, pps, tick),
+                }
+            } else {
+                let per_sec = opt(TCA_POLICE_RATE64).and_then(ne_u64).unwrap_or(rate32);
+                Rate::Bytes {
+                    per_sec,
+                    burst: units_in(burst_ticks, per_sec, tick),
+                }
+            };
+            Ok(Action::Police { index, rate })
+        }
+        Some(k) => Err(format!("action `{k}` is not one Palisade installs")),
+        None => Err("action without a kind".into()),
+    }
+}
+
+impl Filter {
+    /// Read a flower filter back from a request (as [`Filter::request`] or
+    /// `tc` writes it) or from the kernel's dump, which adds the handle, a
+    /// mask for every key, in-hardware flags and counters. A filter that
+    /// uses keys or actions Palisade never installs is refused, naming
+    /// them: it is someone else's, and nothing here should touch it.
+    pub fn from_message(tc: &TcMessage) -> Result<(Filter, Readback), String> {
+        let mut rb = Readback {
+            handle: tc.header.handle.into(),
+            ..Readback::default()
+        };
+        let ethertype = u16::from_be((tc.header.info & 0xffff) as u16);
+        let prio = (tc.header.info >> 16) as u16;
+        let mut chain = 0;
+        let mut kind = None;
+        let mut opts: Vec<&F> = Vec::new();
+        for a in &tc.attributes {
+            match a {
+                TcAttribute::Chain(c) => chain = *c,
+                TcAttribute::Kind(k) => kind = Some(k.as_str()),
+                TcAttribute::Options(o) => {
+                    for o in o {
+                        match o {
+                            TcOption::Flower(f) => opts.push(f),
+                            other => return Err(format!("unexpected option {other:?}")),
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        if kind != Some("flower") {
+            return Err(format!("not a flower filter (kind {kind:?})"));
+        }
+        let mut k = Keys::default();
+        let mut flags = 0u32;
+        let mut action = None;
+        let mut vlan_ethtype = None;
+        let (mut tos, mut tos_mask) = (None, 0xffu8);
+        let (mut flg, mut flg_mask) = (None, u32::MAX);
+        let (mut tcpf, mut tcpf_mask) = (None, 0xfffu16);
+        // (value, mask, range min, range max) for source and destination.
+        type PortKeys = (Option<u16>, u16, Option<u16>, Option<u16>);
+        let mut ports: [PortKeys; 2] = [(None, 0xffff, None, None); 2];
+        let mut addr: [(Option<IpAddr>, Option<IpAddr>); 2] = [(None, None); 2];
+        let mut icmp: [(Option<u8>, u8); 2] = [(None, 0xff); 2];
+        for o in opts {
+            match o {
+                F::EthType(_) => {}
+                F::VlanId(v) => k.vlan_id = Some(*v),
+                F::VlanEthType(e) => vlan_ethtype = Some(*e),
+                F::IpProto(p) => k.ip_proto = Some(*p),
+                F::IpTos(v) => tos = Some(*v),
+                F::IpTosMask(m) => tos_mask = *m,
+                F::Ipv4Src(a) => addr[0].0 = Some(IpAddr::V4(*a)),
+                F::Ipv4SrcMask(m) => addr[0].1 = Some(IpAddr::V4(*m)),
+                F::Ipv6Src(a) => addr[0].0 = Some(IpAddr::V6(*a)),
+                F::Ipv6SrcMask(m) => addr[0].1 = Some(IpAddr::V6(*m)),
+                F::Ipv4Dst(a) => addr[1].0 = Some(IpAddr::V4(*a)),
+                F::Ipv4DstMask(m) => addr[1].1 = Some(IpAddr::V4(*m)),
+                F::Ipv6Dst(a) => addr[1].0 = Some(IpAddr::V6(*a)),
+                F::Ipv6DstMask(m) => addr[1].1 = Some(IpAddr::V6(*m)),
+                F::TcpSrc(v) | F::UdpSrc(v) | F::SctpSrc(v) => ports[0].0 = Some(*v),
+                F::TcpSrcMask(m) | F::UdpSrcMask(m) | F::SctpSrcMask(m) => ports[0].1 = *m,
+                F::TcpDst(v) | F::UdpDst(v) | F::SctpDst(v) => ports[1].0 = Some(*v),
+                F::TcpDstMask(m) | F::UdpDstMask(m) | F::SctpDstMask(m) => ports[1].1 = *m,
+                F::PortSrcMin(v) => ports[0].2 = Some(*v),
+                F::PortSrcMax(v) => ports[0].3 = Some(*v),
+                F::PortDstMin(v) => ports[1].2 = Some(*v),
+                F::PortDstMax(v) => ports[1].3 = Some(*v),
+                F::TcpFlags(v) => tcpf = Some(*v),
+                F::TcpFlagsMask(m) => tcpf_mask = *m,
+                F::Icmpv4Type(v) | F::Icmpv6Type(v) => icmp[0].0 = Some(*v),
+                F::Icmpv4TypeMask(m) | F::Icmpv6TypeMask(m) => icmp[0].1 = *m,
+                F::Icmpv4Code(v) | F::Icmpv6Code(v) => icmp[1].0 = Some(*v),
+                F::Icmpv4CodeMask(m) | F::Icmpv6CodeMask(m) => icmp[1].1 = *m,
+                F::KeyFlags(v) => flg = Some(*v),
+                F::KeyFlagsMask(m) => flg_mask = *m,
+                F::Flags(f) => flags = *f,
+                F::InHwCount(n) => rb.in_hw_count = Some(*n),
+                F::Actions(acts) => match acts.as_slice() {
+                    [a] => action = Some(decode_action(a, &mut rb)?),
+                    _ => return Err(format!("{} actions where Palisade installs one", acts.len())),
+                },
+                other => return Err(format!("key {other:?} is not one Palisade installs")),
+            }
+        }
+        k.tos = tos.map(|v| (v, tos_mask));
+        k.ip_flags = flg.map(|v| (v, flg_mask));
+        k.tcp_flags = tcpf.map(|v| (v, tcpf_mask));
+        for (i, (a, m)) in addr.into_iter().enumerate() {
+            let v = match (a, m) {
+                (Some(a), Some(m)) if a.is_ipv4() == m.is_ipv4() => Some((a, m)),
+                (Some(a), None) => Some((a, width_mask(a, if a.is_ipv4() { 32 } else { 128 }))),
+                (None, None) => None,
+                _ => return Err("an address mask without its address".into()),
+            };
+            if i == 0 {
+                k.src = v;
+            } else {
+                k.dst = v;
+            }
+        }
+        for (i, p) in ports.into_iter().enumerate() {
+            let v = match p {
+                (Some(v), 0xffff, None, None) => Some(Port::Exact(v)),
+                (Some(v), m, None, None) => Some(Port::Masked(v, m)),
+                (None, _, Some(lo), Some(hi)) => Some(Port::Range(lo, hi)),
+                (None, _, None, None) => None,
+                _ => return Err("a port given both as a value and as a range".into()),
+            };
+            if i == 0 {
+                k.src_port = v;
+            } else {
+                k.dst_port = v;
+            }
+        }
+        for (i, (v, m)) in icmp.into_iter().enumerate() {
+            if v.is_some() && m != 0xff {
+                return Err(format!("ICMP {} with mask {m:#04x}", ["type", "code"][i]));
+            }
+            if i == 0 {
+                k.icmp_type = v;
+            } else {
+                k.icmp_code = v;
+            }
+        }
+        let protocol = match ethertype {
+            0x0800 => Protocol::Ip,
+            0x86dd => Protocol::Ipv6,
+            0x8100 => Protocol::Vlan(vlan_ethtype.ok_or("protocol 802.1q without vlan_ethtype")?),
+            0x0003 => Protocol::All,
+            e => return Err(format!("protocol {e:#06x} is not one Palisade installs")),
+        };
+        rb.in_hw = flags & TCA_CLS_FLAGS_IN_HW != 0;
+        rb.not_in_hw = flags & TCA_CLS_FLAGS_NOT_IN_HW != 0;
+        let filter = Filter {
+            chain,
+            prio,
+            protocol,
+            hardware: flags & TCA_CLS_FLAGS_SKIP_SW != 0,
+            keys: k,
+            action: action.ok_or("a filter without an action")?,
+        };
+        Ok((filter, rb))
+    }
+
+    /// This filter as the kernel will hold it: encoded and read back, so
+    /// that a police burst is in the kernel's ticks. Compare installed
+    /// filters with `canonical()` of the wanted ones.
+    pub fn canonical(&self) -> Filter {
+        let msg = self.request(1, Hook::Ingress, 0);
+        let tc = crate::wire::filter(&msg).expect("a filter request");
+        Filter::from_message(tc)
+            .map(|(f, _)| f)
+            .expect("Palisade's own filters decode")
+    }
+}

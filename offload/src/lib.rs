@@ -19,6 +19,8 @@
 pub mod build;
 pub mod fixture;
 pub mod flower;
+pub mod install;
+pub mod tc;
 pub mod wire;
 
 /// Whether this kernel has the tc-flower classifier (CONFIG_NET_CLS_FLOWER),

@@ -320,6 +320,164 @@ fn flower_nic_split() {
     );
 }
 
+/// A ClassBench set (mixed actions) and its NIC filters for mlx5 at
+/// `capacity` entries: (policy, partition, filters with their rules).
+fn split_filters(
+    set: &str,
+    capacity: u32,
+    hardware: bool,
+) -> (
+    compiler::ir::Policy,
+    compiler::partition::Partition,
+    Vec<(u32, offload::flower::Filter)>,
+) {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/classbench");
+    let text = std::fs::read_to_string(dir.join(set)).expect("rule set");
+    let policy =
+        compiler::classbench::parse_rules(set, &text, compiler::classbench::Actions::Mixed).expect("rules parse");
+    let mut profile = compiler::profile::NicProfile::by_name("mlx5").unwrap();
+    profile.tables[0].capacity = capacity;
+    let part = compiler::partition::partition(&policy, &profile);
+    let filters = offload::build::nic_filters(&policy, &part, 0, hardware).expect("NIC filters");
+    (policy, part, filters)
+}
+
+/// What iproute2 shows on a hook (keys, actions, handles, police indexes
+/// and reference counts; no counters): the independent view of "the same
+/// filters". A gact action's index is the kernel's choice, made again when
+/// a filter is re-added, so it is blanked; a police index is Palisade's
+/// and stays.
+fn tc_show(ns: &str, dev: &str, hook: &str) -> Vec<String> {
+    let text = sh(Some(ns), &["tc", "filter", "show", "dev", dev, hook]);
+    let mut gact = false;
+    text.lines()
+        .map(|l| {
+            if l.contains("action order") {
+                gact = l.contains("gact");
+            }
+            match l.trim_start().strip_prefix("index ") {
+                Some(rest) if gact => format!("\tindex _ {}", rest.split_once(' ').map_or("", |x| x.1)),
+                _ => l.to_string(),
+            }
+        })
+        .collect()
+}
+
+/// The first line where two `tc_show`s differ.
+fn same_show(a: &[String], b: &[String], what: &str) {
+    if let Some(i) = (0..a.len().max(b.len())).find(|&i| a.get(i) != b.get(i)) {
+        panic!("{what}: line {i}: {:?} against {:?}", a.get(i), b.get(i));
+    }
+}
+
+/// offload::install over rtnetlink, on the sender's clsact egress:
+/// - chains: acl1_1K's NIC share goes into chain 1 behind a jump filter;
+///   read back, it is exactly the filters asked for; fw1_1K's then goes
+///   into chain 2, the jump is switched and chain 1 emptied;
+/// - a filter the kernel rejects (a port range whose minimum is above its
+///   maximum), placed mid-set, fails the install and leaves the hook as
+///   `tc filter show` showed it before, with both methods;
+/// - ordered: the same sets replace each other in chain 0;
+/// - `skip_sw` filters on a veth (no offload) are refused, each rule
+///   reported with the kernel's reason, and nothing changes.
+fn flower_install() {
+    use offload::flower::{Action, Filter, Hook, Port};
+    use offload::install::{in_chain, install, installed, Method};
+
+    sh(None, &["modprobe", "-a", "cls_flower", "act_gact", "act_police"]);
+    let pair = hw_tests::VethPair::new("fi").expect("veth pair");
+    let (_, _, a) = split_filters("acl1_1K", 600, false);
+    let (_, _, b) = split_filters("fw1_1K", 600, false);
+    let (_, _, a_hw) = split_filters("acl1_1K", 600, true);
+    assert!(a.len() > 100 && b.len() > 100, "{} and {} filters", a.len(), b.len());
+    let (ns, dev) = (pair.peer_ns.clone(), pair.peer.clone());
+    hw_tests::in_netns(&pair.peer_ns, move || {
+        let mut tc = offload::tc::Tc::open().expect("netlink socket");
+        let ifx = offload::tc::ifindex(&dev).unwrap();
+        let read = |tc: &mut offload::tc::Tc| -> Vec<Filter> {
+            let mut v: Vec<Filter> = installed(tc, ifx, Hook::Egress)
+                .expect("read back")
+                .into_iter()
+                .map(|(_, f)| f)
+                .collect();
+            v.sort_by_key(|f| format!("{f:?}"));
+            v
+        };
+        let wanted = |fs: &[(u32, Filter)], chain: Option<u32>| -> Vec<Filter> {
+            let mut v: Vec<Filter> = fs
+                .iter()
+                .map(|(_, f)| match chain {
+                    Some(c) => in_chain(f, c).canonical(),
+                    None => f.canonical(),
+                })
+                .collect();
+            if let Some(c) = chain {
+                v.push(offload::install::jump(c, false));
+            }
+            v.sort_by_key(|f| format!("{f:?}"));
+            v
+        };
+        let bad = |fs: &[(u32, Filter)]| {
+            let mut v = fs.to_vec();
+            let mut f = v[v.len() / 2].1.clone();
+            f.keys.ip_proto = Some(6);
+            f.keys.dst_port = Some(Port::Range(2000, 1000));
+            f.action = Action::Drop;
+            v.insert(v.len() / 2, (v[v.len() / 2].0, f));
+            v
+        };
+
+        let r = install(&mut tc, ifx, Hook::Egress, Method::Chains, &a).expect("install acl1_1K");
+        assert_eq!((r.chain, r.added, r.removed), (1, a.len(), 0));
+        assert!(r.created_qdisc && r.refused.is_empty());
+        assert_eq!(read(&mut tc), wanted(&a, Some(1)), "chain 1 read back");
+
+        let r = install(&mut tc, ifx, Hook::Egress, Method::Chains, &b).expect("install fw1_1K");
+        assert_eq!((r.chain, r.added, r.removed), (2, b.len(), a.len()));
+        assert_eq!(read(&mut tc), wanted(&b, Some(2)), "chain 2 read back");
+        let shown = tc_show(&ns, &dev, "egress");
+        assert!(
+            shown.iter().any(|l| l.contains("goto chain 2")) && !shown.iter().any(|l| l.contains("chain 1 ")),
+            "the jump does not go to chain 2 alone"
+        );
+
+        let before = tc_show(&ns, &dev, "egress");
+        let e = install(&mut tc, ifx, Hook::Egress, Method::Chains, &bad(&a)).expect_err("the kernel rejects it");
+        assert!(e.rolled_back.is_ok(), "{e}");
+        assert!(e.error.contains("Invalid argument"), "{e}");
+        same_show(&tc_show(&ns, &dev, "egress"), &before, "chains: after a failed install");
+        eprintln!(
+            "chains: failure injected after {} filters rolled back: {e}",
+            a.len() / 2
+        );
+
+        let r = install(&mut tc, ifx, Hook::Egress, Method::Ordered, &a).expect("ordered acl1_1K");
+        assert_eq!((r.chain, r.added, r.removed), (0, a.len(), b.len() + 1));
+        assert_eq!(read(&mut tc), wanted(&a, None), "ordered read back");
+        let before = tc_show(&ns, &dev, "egress");
+        let e = install(&mut tc, ifx, Hook::Egress, Method::Ordered, &bad(&b)).expect_err("the kernel rejects it");
+        assert!(e.rolled_back.is_ok(), "{e}");
+        same_show(
+            &tc_show(&ns, &dev, "egress"),
+            &before,
+            "ordered: after a failed install",
+        );
+
+        let r = install(&mut tc, ifx, Hook::Egress, Method::Ordered, &a_hw).expect("hardware install on veth");
+        let mut rules: Vec<u32> = a_hw.iter().map(|(r, _)| *r).collect();
+        rules.dedup();
+        rules.sort();
+        rules.dedup();
+        assert_eq!(r.refused.iter().map(|x| x.rule).collect::<Vec<_>>(), rules);
+        same_show(&tc_show(&ns, &dev, "egress"), &before, "after refusals");
+        eprintln!(
+            "skip_sw on a veth: {} rules refused, e.g. `{}`",
+            r.refused.len(),
+            r.refused[0].reason
+        );
+    });
+}
+
 /// Packets counted per filter priority (only those with packets), from
 /// `tc -s -j filter show` in namespace `ns`.
 fn tc_counts(ns: &str, dev: &str, hook: &str) -> Vec<(usize, u64)> {
@@ -347,8 +505,9 @@ fn main() {
         hw_tests::in_vm(),
         "palisade-guest-checks runs inside the VM, started by hw-tests/tests/vm.rs"
     );
-    let checks: [(&str, fn()); 5] = [
+    let checks: [(&str, fn()); 6] = [
         ("cls_flower_loads", cls_flower_loads),
+        ("flower_install", flower_install),
         ("flower_whole_policy", flower_whole_policy),
         ("flower_nic_split", flower_nic_split),
         ("xdp_loads_in_every_form", xdp_loads_in_every_form),
