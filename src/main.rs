@@ -5,6 +5,7 @@
 //! valid policy, 1 an invalid policy or input, 2 a usage or I/O error.
 
 mod bench;
+mod deploy;
 mod example;
 mod input;
 mod ops;
@@ -357,7 +358,11 @@ fn main() -> ExitCode {
         Command::Example(ExampleCommand::Pcap { out }) => example_pcap(&out),
         Command::Bench(BenchCommand::Xdp(a)) => bench_xdp(a),
         Command::Apply(a) => apply(a),
-        Command::Status(a) => ops::status(a).and_then(|s| stdout_write(&s)).map(|_| ExitCode::SUCCESS),
+        // Exit 3: the NIC holds something other than what was applied.
+        Command::Status(a) => ops::status(a).and_then(|(s, drift)| {
+            stdout_write(&s)?;
+            Ok(if drift { ExitCode::from(3) } else { ExitCode::SUCCESS })
+        }),
         Command::Stats(a) => ops::stats(a).and_then(|s| stdout_write(&s)).map(|_| ExitCode::SUCCESS),
         Command::Detach(a) => ops::detach(a).and_then(|s| stdout_write(&s)).map(|_| ExitCode::SUCCESS),
         Command::Block(c) => ops::block(c).and_then(|s| stdout_write(&s)).map(|_| ExitCode::SUCCESS),
@@ -872,13 +877,29 @@ fn apply(a: ApplyArgs) -> Result<ExitCode> {
     if !is_root() {
         anyhow::bail!("apply attaches an XDP program: run it as root");
     }
-    if profile.offload {
-        if offload::flower_available() {
-            anyhow::bail!(
-                "--nic {}: installing NIC tables is not available yet; `--nic none` enforces the whole policy in XDP",
-                profile.name
-            );
+    let is_cb = match a.policy.policy_format {
+        PolicyFormat::Classbench => true,
+        PolicyFormat::Yaml => false,
+        PolicyFormat::Auto => classbench::looks_like_rules(&loaded.source),
+    };
+    let source = deploy::Source {
+        file: loaded.file.clone(),
+        text: loaded.source.clone(),
+        classbench: is_cb.then(|| a.policy.actions.into()),
+    };
+    if profile.offload && offload::flower_available() {
+        let d = deploy::apply(&policy, source, &profile, &a.dev)?;
+        if let Some(w) = &d.xdp.warning {
+            eprintln!("palisade: warning: {w}");
         }
+        let mut out = ops::applied(&d.xdp, &loaded.file, a.format);
+        if let Some(nic) = &d.nic {
+            out = ops::with_nic(out, nic, &policy, &a.dev, a.format);
+        }
+        stdout_write(&out)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    if profile.offload {
         // Nothing goes to the NIC: XDP holds the whole policy anyway.
         eprintln!(
             "palisade: {}: this kernel has no tc-flower classifier (CONFIG_NET_CLS_FLOWER is off); nothing is offloaded to the NIC, XDP enforces the whole policy",
@@ -889,6 +910,14 @@ fn apply(a: ApplyArgs) -> Result<ExitCode> {
     if let Some(w) = &applied.warning {
         eprintln!("palisade: warning: {w}");
     }
+    // NIC filters of an earlier apply would now decide on their own.
+    if let Some(removed) = deploy::remove_nic(&a.dev)? {
+        eprintln!(
+            "palisade: {}: removed {removed} NIC filter(s) of the previous apply",
+            a.dev
+        );
+    }
+    deploy::record_xdp_only(&a.dev, &source)?;
     stdout_write(&ops::applied(&applied, &loaded.file, a.format))?;
     Ok(ExitCode::SUCCESS)
 }

@@ -95,17 +95,87 @@ pub fn applied(a: &lifecycle::Applied, policy_file: &str, format: Format) -> Str
     s
 }
 
-pub fn status(a: DevArgs) -> Result<String> {
+/// `applied` output with the NIC stage's part.
+pub fn with_nic(
+    mut out: String,
+    nic: &crate::deploy::NicApplied,
+    policy: &compiler::ir::Policy,
+    dev: &str,
+    format: Format,
+) -> String {
+    let refused: Vec<_> = nic
+        .refused
+        .iter()
+        .map(|(i, why)| json!({"rule": policy.rules[*i].id, "reason": why}))
+        .collect();
+    if format == Format::Json {
+        let mut v: serde_json::Value = serde_json::from_str(&out).unwrap_or_default();
+        v["nic"] = json!({
+            "profile": nic.profile, "method": crate::deploy::method_name(nic.method), "chain": nic.chain,
+            "filters": nic.filters.len(), "rules_decided": nic.rules_decided(), "removed": nic.removed,
+            "rounds": nic.rounds, "refused": refused,
+        });
+        return format!("{v}\n");
+    }
+    let _ = writeln!(
+        out,
+        "  NIC ({}, tc-flower skip_sw on {dev} ingress{}): {} filter(s) deciding {} rule(s); {} old filter(s) removed",
+        nic.profile,
+        if nic.method == offload::install::Method::Chains {
+            format!(", chain {}", nic.chain)
+        } else {
+            String::new()
+        },
+        nic.filters.len(),
+        nic.rules_decided(),
+        nic.removed
+    );
+    if !nic.refused.is_empty() {
+        let _ = writeln!(
+            out,
+            "  the NIC refused {} rule(s); XDP decides them (re-planned in {} round(s)):",
+            nic.refused.len(),
+            nic.rounds
+        );
+        for (i, why) in nic.refused.iter().take(5) {
+            let _ = writeln!(out, "    {}: {why}", policy.rules[*i].id);
+        }
+        if nic.refused.len() > 5 {
+            let _ = writeln!(
+                out,
+                "    ... and {} more (--format json lists all)",
+                nic.refused.len() - 5
+            );
+        }
+    }
+    out
+}
+
+pub fn status(a: DevArgs) -> Result<(String, bool)> {
     let st = lifecycle::status(&a.dev)?;
+    let nic = crate::deploy::nic_status(&a.dev)?;
+    let drift = nic.as_ref().is_some_and(|n| n.drift() > 0);
     if a.format == Format::Json {
-        let v = json!({
+        let mut v = json!({
             "dev": st.dev, "generation": st.generation, "mode": st.mode.map(|m| m.name()),
             "applied_unix_ns": st.applied_ns, "applied": rfc3339(st.applied_ns), "policy_sha256": hex(&st.policy_sha256),
             "rules": st.rules, "program_id": st.program_id, "blocklist_prefixes": st.blocklist,
             "maps": st.maps.iter().map(|(id, name)| json!({"id": id, "name": name})).collect::<Vec<_>>(),
             "pins": lifecycle::pin_dir(&a.dev),
         });
-        return Ok(format!("{v}\n"));
+        if let Some(n) = &nic {
+            v["nic"] = json!({
+                "profile": n.profile, "drift": n.drift(),
+                "filters": n.filters.iter().map(|f| json!({
+                    "rule": f.rule, "chain": f.place.chain, "prio": f.place.prio, "handle": f.place.handle,
+                    "state": f.state, "in_hw": f.in_hw, "in_hw_count": f.in_hw_count,
+                })).collect::<Vec<_>>(),
+                "extra": n.extra.iter().map(|(p, what)| json!({
+                    "chain": p.chain, "prio": p.prio, "handle": p.handle, "filter": what,
+                })).collect::<Vec<_>>(),
+            });
+        }
+        return Ok((format!("{v}\n"), drift));
     }
     let mut s = String::new();
     let _ = writeln!(s, "{}: Palisade XDP, generation {}", st.dev, st.generation);
@@ -124,27 +194,88 @@ pub fn status(a: DevArgs) -> Result<String> {
         st.blocklist,
         lifecycle::pin_dir(&a.dev).display()
     );
-    Ok(s)
+    if let Some(n) = &nic {
+        let in_hw = n.filters.iter().filter(|f| f.in_hw).count();
+        let _ = writeln!(
+            s,
+            "  NIC ({}): {} filter(s) recorded, {} in hardware; drift: {}",
+            n.profile,
+            n.filters.len(),
+            in_hw,
+            if drift {
+                format!("{} filter(s) differ", n.drift())
+            } else {
+                "none".to_string()
+            }
+        );
+        let _ = writeln!(
+            s,
+            "  {:<24} {:>5} {:>5} {:>8} {:<8} in_hw",
+            "rule", "chain", "prio", "handle", "state"
+        );
+        for f in &n.filters {
+            let _ = writeln!(
+                s,
+                "  {:<24} {:>5} {:>5} {:>8} {:<8} {}",
+                f.rule,
+                f.place.chain,
+                f.place.prio,
+                format!("{:#x}", f.place.handle),
+                f.state,
+                match (f.in_hw, f.in_hw_count) {
+                    (true, Some(c)) => format!("yes ({c} device(s))"),
+                    (true, None) => "yes".into(),
+                    (false, _) => "no".into(),
+                }
+            );
+        }
+        for (p, what) in &n.extra {
+            let _ = writeln!(
+                s,
+                "  not installed by Palisade: chain {} prio {} handle {:#x}: {what}",
+                p.chain, p.prio, p.handle
+            );
+        }
+    }
+    Ok((s, drift))
 }
 
+/// Counters per rule id: XDP's, plus what the NIC dropped for the rule
+/// (each packet is counted where it was decided, so nothing twice).
 pub fn stats(a: DevArgs) -> Result<String> {
-    let rows = lifecycle::stats(&a.dev)?;
+    let xdp = lifecycle::stats(&a.dev)?;
+    let nic = crate::deploy::nic_counts(&a.dev)?;
+    let mut ids: Vec<String> = xdp.iter().map(|(id, _)| id.clone()).collect();
+    ids.extend(nic.keys().filter(|k| !xdp.iter().any(|(id, _)| id == *k)).cloned());
+    let rows: Vec<(String, u64, u64, u64)> = ids
+        .into_iter()
+        .map(|id| {
+            let x = xdp
+                .iter()
+                .find(|(i, _)| *i == id)
+                .map_or((0, 0), |(_, c)| (c.packets, c.bytes));
+            let n = nic.get(&id).copied().unwrap_or((0, 0));
+            (id, x.0 + n.0, x.1 + n.1, n.0)
+        })
+        .collect();
     if a.format == Format::Json {
         let v: Vec<_> = rows
             .iter()
-            .map(|(id, c)| json!({"id": id, "packets": c.packets, "bytes": c.bytes}))
+            .map(|(id, p, b, n)| json!({"id": id, "packets": p, "bytes": b, "nic_packets": n}))
             .collect();
         return Ok(format!("{}\n", json!({"dev": a.dev, "counters": v})));
     }
-    let mut s = format!("{:<32} {:>14} {:>16}\n", "id", "packets", "bytes");
-    for (id, c) in rows {
-        let _ = writeln!(s, "{id:<32} {:>14} {:>16}", c.packets, c.bytes);
+    let mut s = format!("{:<32} {:>14} {:>16} {:>14}\n", "id", "packets", "bytes", "on the NIC");
+    for (id, p, b, n) in rows {
+        let _ = writeln!(s, "{id:<32} {p:>14} {b:>16} {n:>14}");
     }
     Ok(s)
 }
 
 pub fn detach(a: DevArgs) -> Result<String> {
+    crate::deploy::remove_nic(&a.dev)?;
     lifecycle::detach(&a.dev)?;
+    crate::deploy::forget(&a.dev);
     Ok(if a.format == Format::Json {
         format!("{}\n", json!({"dev": a.dev, "detached": true}))
     } else {

@@ -28,7 +28,7 @@
 //! profile has, the last candidates placed are taken back. The default
 //! action always stays on the host.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 use crate::ir::{Action, FragMatch, Match, Policy};
@@ -70,6 +70,9 @@ pub enum Reason {
     Capacity { needed: usize, free: usize },
     /// The NIC rules would need more priorities than the profile has.
     Priorities { max: u32 },
+    /// The NIC refused the rule's filters when they were installed (the
+    /// driver's reason); found only by trying.
+    Refused(String),
 }
 
 impl fmt::Display for Reason {
@@ -84,6 +87,7 @@ impl fmt::Display for Reason {
             ),
             Reason::Capacity { needed, free } => write!(f, "capacity: needs {needed} entries, {free} left"),
             Reason::Priorities { max } => write!(f, "priorities: the NIC rules would need more than {max}"),
+            Reason::Refused(why) => write!(f, "refused by the NIC when installed: {why}"),
         }
     }
 }
@@ -303,6 +307,19 @@ pub fn partition(policy: &Policy, profile: &NicProfile) -> Partition {
 /// overlaps it and is not on the NIC yet, whatever was placed before, so the
 /// rules on the NIC always include the closure of each of them.
 pub fn partition_weighted(policy: &Policy, profile: &NicProfile, packets: Option<&[u64]>) -> Partition {
+    partition_refusing(policy, profile, packets, &BTreeMap::new())
+}
+
+/// Partition as [`partition_weighted`] does, with the rules in `refused`
+/// (rule index → the NIC's reason) kept off the NIC, as an install that the
+/// NIC refused them re-plans: they stay on the host, and so does every rule
+/// that needs one of them.
+pub fn partition_refusing(
+    policy: &Policy,
+    profile: &NicProfile,
+    packets: Option<&[u64]>,
+    refused: &BTreeMap<usize, String>,
+) -> Partition {
     let n = policy.rules.len();
     let mut placements: Vec<Placement> = vec![Placement::Host(Reason::Allows); n];
     if profile.capacity() == 0 {
@@ -323,7 +340,12 @@ pub fn partition_weighted(policy: &Policy, profile: &NicProfile, packets: Option
         };
     }
     let index = OverlapIndex::new(policy.rules.iter().map(|r| &r.matches).collect());
-    let holdable: Vec<Result<(), String>> = (0..n).map(|i| nic_can_hold(policy, i, profile)).collect();
+    let holdable: Vec<Result<(), Reason>> = (0..n)
+        .map(|i| match refused.get(&i) {
+            Some(why) => Err(Reason::Refused(why.clone())),
+            None => nic_can_hold(policy, i, profile).map_err(Reason::Unsupported),
+        })
+        .collect();
     let first = place(
         policy,
         profile,
@@ -369,7 +391,7 @@ fn place(
     profile: &NicProfile,
     packets: Option<&[u64]>,
     index: &OverlapIndex,
-    holdable: &[Result<(), String>],
+    holdable: &[Result<(), Reason>],
     enc: Encoding,
 ) -> Partition {
     let n = policy.rules.len();
@@ -392,7 +414,7 @@ fn place(
             continue;
         }
         if let Err(why) = &holdable[i] {
-            placements[i] = Placement::Host(Reason::Unsupported(why.clone()));
+            placements[i] = Placement::Host(why.clone());
             continue;
         }
         // The rule's own entries alone may not fit: no need for its closure
@@ -408,7 +430,11 @@ fn place(
         let added = match closure(policy, index, i, &placed, &mut mark, &mut blocked) {
             Ok(need) => need,
             Err(j) => {
-                let why = holdable[j].as_ref().err().cloned().unwrap_or_default();
+                let why = match &holdable[j] {
+                    Err(Reason::Unsupported(w)) => w.clone(),
+                    Err(other) => other.to_string(),
+                    Ok(()) => String::new(),
+                };
                 placements[i] = Placement::Host(Reason::Dependency { rule: j, why });
                 continue;
             }

@@ -534,6 +534,7 @@ fn reason_kind(r: &Reason) -> (&'static str, &'static str) {
         Reason::Dependency { .. } => ("dependency", "an earlier overlapping rule cannot go to the NIC"),
         Reason::Capacity { .. } => ("capacity", "the rule and the earlier rules it needs did not fit"),
         Reason::Priorities { .. } => ("priorities", "the NIC rules would need more priorities than it has"),
+        Reason::Refused(_) => ("refused", "the NIC refused its filters when they were installed"),
     }
 }
 

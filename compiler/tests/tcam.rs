@@ -296,7 +296,7 @@ proptest! {
     }
 }
 
-use compiler::partition::{partition, partition_weighted, NicHost, Placement};
+use compiler::partition::{partition, partition_refusing, partition_weighted, NicHost, Placement, Reason};
 use compiler::profile::{NicProfile, TrustFacts};
 
 /// Shipped profiles, plus tiny ones that force spills: a few entries, or a
@@ -351,13 +351,30 @@ proptest! {
     ) {
         for (round, profile) in profiles().iter().enumerate() {
             let profile = profile.clone();
-            // Half the rounds place candidates busiest first (random packet
-            // counts, many ties), as `plan --counters` does.
-            let part = if round % 2 == 1 {
-                partition_weighted(&p, &profile, Some(&weights))
-            } else {
-                partition(&p, &profile)
+            // Some rounds place candidates busiest first (random packet
+            // counts, many ties), as `plan --counters` does; some re-plan
+            // after the NIC refused the rules counted 3, as apply does.
+            let refused: std::collections::BTreeMap<usize, String> = weights
+                .iter()
+                .enumerate()
+                .filter(|(i, w)| **w == 3 && *i < p.rules.len())
+                .map(|(i, _)| (i, "Operation not supported".to_string()))
+                .collect();
+            let part = match round % 3 {
+                1 => partition_weighted(&p, &profile, Some(&weights)),
+                2 => partition_refusing(&p, &profile, None, &refused),
+                _ => partition(&p, &profile),
             };
+            if round % 3 == 2 && profile.capacity() > 0 {
+                for i in refused.keys() {
+                    prop_assert!(
+                        matches!(&part.placements[*i], Placement::Host(Reason::Refused(_)))
+                            || matches!(p.rules[*i].action, Action::Allow)
+                                && matches!(&part.placements[*i], Placement::Host(_)),
+                        "refused rule {} placed {:?}", i, part.placements[*i]
+                    );
+                }
+            }
             // Nothing the NIC cannot do ends up deciding on it.
             for (i, pl) in part.placements.iter().enumerate() {
                 if *pl == Placement::NicDecides {

@@ -187,11 +187,24 @@ fn now_ns() -> u64 {
 /// or atomically replace what is there. `sha256` identifies the policy text
 /// for `status`. On any error the previous generation stays in force.
 pub fn apply(policy: &Policy, sha256: [u8; 32], dev: &str) -> Result<Applied> {
+    let t = Instant::now();
+    let tables = Tables::new(policy)?;
+    apply_timed(policy, tables, t.elapsed(), sha256, dev)
+}
+
+/// [`apply`] with tables built by the caller, e.g.
+/// [`Tables::behind_nic`] once a NIC holds part of the policy (the
+/// caller's build time is not in [`Applied::build`]).
+pub fn apply_tables(policy: &Policy, tables: Tables, sha256: [u8; 32], dev: &str) -> Result<Applied> {
+    apply_timed(policy, tables, Duration::ZERO, sha256, dev)
+}
+
+fn apply_timed(policy: &Policy, tables: Tables, build: Duration, sha256: [u8; 32], dev: &str) -> Result<Applied> {
     ensure_bpffs()?;
     let dir = pin_dir(dev);
     let fresh = !dir.join("link").exists();
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    let result = apply_in(policy, sha256, dev, &dir);
+    let result = apply_in(policy, tables, build, sha256, dev, &dir);
     if result.is_err() && fresh {
         // Nothing was attached: leave nothing behind.
         let _ = std::fs::remove_dir_all(&dir);
@@ -199,11 +212,14 @@ pub fn apply(policy: &Policy, sha256: [u8; 32], dev: &str) -> Result<Applied> {
     result
 }
 
-fn apply_in(policy: &Policy, sha256: [u8; 32], dev: &str, dir: &Path) -> Result<Applied> {
-    let t = Instant::now();
-    let mut tables = Tables::new(policy)?;
-    let build = t.elapsed();
-
+fn apply_in(
+    policy: &Policy,
+    mut tables: Tables,
+    build: Duration,
+    sha256: [u8; 32],
+    dev: &str,
+    dir: &Path,
+) -> Result<Applied> {
     // Slots: ids already counted keep theirs.
     let (known, mut used, previous) = if dir.join("meta").exists() {
         let meta = read_meta(dir)?;

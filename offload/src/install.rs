@@ -189,6 +189,28 @@ fn handles(filters: &[(u32, Filter)]) -> Vec<u32> {
         .collect()
 }
 
+/// Where `filters` go with `method` (chain: the chain the chains method
+/// uses), in the order they are added: (rule, place, filter as sent).
+/// `status` and `stats` match what the kernel dumps against it.
+pub fn layout(method: Method, chain: u32, filters: &[(u32, Filter)]) -> Vec<(u32, Place, Filter)> {
+    let ordered: Vec<(u32, Filter)> = match method {
+        Method::Chains => filters.iter().map(|(r, f)| (*r, in_chain(f, chain))).collect(),
+        // New passes first, then new decisions.
+        Method::Ordered => filters
+            .iter()
+            .filter(|(_, f)| !is_decision(f))
+            .chain(filters.iter().filter(|(_, f)| is_decision(f)))
+            .cloned()
+            .collect(),
+    };
+    let hs = handles(&ordered);
+    ordered
+        .into_iter()
+        .zip(hs)
+        .map(|((r, f), h)| (r, place_of(&f, h), f))
+        .collect()
+}
+
 fn is_decision(f: &Filter) -> bool {
     matches!(f.action, Action::Drop | Action::Police { .. })
 }
@@ -268,7 +290,10 @@ fn run(
     report: &mut Report,
 ) -> Result<Vec<Refusal>, String> {
     let hardware = filters.iter().any(|(_, f)| f.hardware);
-    if txn.tc.ensure_clsact(txn.ifindex).map_err(|e| e.to_string())? {
+    // Nothing for the NIC: remove what is there (no jump filter to an
+    // empty chain, no qdisc for nothing).
+    let method = if filters.is_empty() { Method::Ordered } else { method };
+    if !filters.is_empty() && txn.tc.ensure_clsact(txn.ifindex).map_err(|e| e.to_string())? {
         txn.journal.push(Done::Qdisc);
         report.created_qdisc = true;
     }
@@ -294,8 +319,7 @@ fn run(
             for (p, f) in before.iter().filter(|(p, _)| p.chain == chain) {
                 txn.delete(*p, f).map_err(|e| e.to_string())?;
             }
-            let moved: Vec<(u32, Filter)> = filters.iter().map(|(r, f)| (*r, in_chain(f, chain))).collect();
-            let refused = add_all(txn, &moved, report)?;
+            let refused = add_all(txn, &layout(Method::Chains, chain, filters), report)?;
             if !refused.is_empty() {
                 return Ok(refused);
             }
@@ -330,15 +354,7 @@ fn run(
                 txn.delete(*p, f).map_err(|e| e.to_string())?;
                 report.removed += 1;
             }
-            // New passes first, then new decisions.
-            let all: Vec<(u32, Filter)> = filters
-                .iter()
-                .filter(|(_, f)| !is_decision(f))
-                .chain(filters.iter().filter(|(_, f)| is_decision(f)))
-                .cloned()
-                .collect();
-            let refused = add_all(txn, &all, report)?;
-            Ok(refused)
+            add_all(txn, &layout(Method::Ordered, 0, filters), report)
         }
     }
 }
@@ -346,19 +362,22 @@ fn run(
 /// Add `filters` in order; then check that the hardware ones are in
 /// hardware. Returns the refusals (all of them, not just the first, so one
 /// re-plan takes every refused rule to the host).
-fn add_all(txn: &mut Txn, filters: &[(u32, Filter)], report: &mut Report) -> Result<Vec<Refusal>, String> {
-    let hs = handles(filters);
+fn add_all(txn: &mut Txn, filters: &[(u32, Place, Filter)], report: &mut Report) -> Result<Vec<Refusal>, String> {
     let mut refused = Vec::new();
     let mut added = Vec::new();
-    for ((rule, f), h) in filters.iter().zip(hs) {
-        match txn.add(f, h) {
+    for (rule, place, f) in filters {
+        match txn.add(f, place.handle) {
             Ok(p) => {
                 added.push((*rule, p, f.hardware));
                 report.added += 1;
             }
             Err(e) if f.hardware => refused.push(Refusal {
                 rule: *rule,
-                reason: e.message.clone().unwrap_or_else(|| e.to_string()),
+                reason: match (&e.message, e.errno) {
+                    (Some(m), 0) => m.clone(),
+                    (Some(m), n) => format!("{}: {m}", std::io::Error::from_raw_os_error(n)),
+                    (None, n) => std::io::Error::from_raw_os_error(n).to_string(),
+                },
             }),
             Err(e) => return Err(e.to_string()),
         }

@@ -478,6 +478,97 @@ fn flower_install() {
     });
 }
 
+/// `palisade apply --nic mlx5` where cls_flower exists but the device has
+/// no offload (a veth): every `skip_sw` filter is refused, each rule is
+/// reported with the kernel's reason and re-planned to the host, and XDP
+/// decides 1,000 acl1_1K trace packets as the reference does (`palisade
+/// stats` per rule). `status` shows the NIC stage with no drift; `detach`
+/// leaves nothing.
+fn apply_cli_on_a_device_without_offload() {
+    let exe = std::env::current_exe().unwrap().with_file_name("palisade");
+    assert!(
+        exe.exists(),
+        "{} is missing: build the workspace (cargo build) first",
+        exe.display()
+    );
+    sh(None, &["modprobe", "-a", "cls_flower", "act_gact", "act_police"]);
+    let pair = hw_tests::VethPair::new("ac").expect("veth pair");
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/classbench");
+    let set = dir.join("acl1_1K");
+    let run = |args: &[&str]| {
+        let out = pair.in_dev_ns(exe.to_str().unwrap()).args(args).output().unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, out, err) = run(&[
+        "apply",
+        set.to_str().unwrap(),
+        "--dev",
+        &pair.dev,
+        "--nic",
+        "mlx5",
+        "--format",
+        "json",
+    ]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).expect("JSON");
+    let nic = &v["nic"];
+    assert_eq!(nic["filters"], 0, "{nic}");
+    let refused = nic["refused"].as_array().expect("refused");
+    assert!(refused.len() > 100, "{} rules refused", refused.len());
+    assert!(
+        refused
+            .iter()
+            .all(|r| r["reason"].as_str().unwrap().contains("not supported")),
+        "{nic}"
+    );
+    let (code, out, err) = run(&["status", "--dev", &pair.dev]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert!(
+        out.contains("NIC (mlx5): 0 filter(s) recorded") && out.contains("drift: none"),
+        "{out}"
+    );
+
+    let text = std::fs::read_to_string(&set).unwrap();
+    let policy = compiler::classbench::parse_rules("acl1_1K", &text, compiler::classbench::Actions::Mixed).unwrap();
+    let trace = std::fs::read_to_string(dir.join("acl1_1K_trace")).unwrap();
+    let lines = compiler::classbench::parse_trace("acl1_1K", &trace).unwrap();
+    let sender = pair.sender().expect("sender");
+    let mut reference = compiler::eval::Evaluator::new(&policy);
+    let mut want: std::collections::BTreeMap<String, u64> = Default::default();
+    for (n, l) in lines.iter().step_by(lines.len() / 1000).take(1000).enumerate() {
+        let frame = compiler::classbench::trace_packet(&l.key);
+        let d = reference.decide(&compiler::wire::classify(&frame), frame.len() as u32, 0);
+        *want.entry(d.outcome.id(&policy).to_string()).or_default() += 1;
+        sender.send(&frame).expect("send");
+        if n % 32 == 31 {
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        }
+    }
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let (code, out, err) = run(&["stats", "--dev", &pair.dev, "--format", "json"]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let got: std::collections::BTreeMap<String, u64> = v["counters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["packets"].as_u64().unwrap() > 0)
+        .map(|c| (c["id"].as_str().unwrap().to_string(), c["packets"].as_u64().unwrap()))
+        .collect();
+    assert_eq!(got, want, "palisade stats (left) against the reference (right)");
+    let (code, out, err) = run(&["detach", "--dev", &pair.dev]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    eprintln!(
+        "apply --nic mlx5 on a veth: {} rules refused ({}), 1000 packets decided by XDP as the reference",
+        refused.len(),
+        refused[0]["reason"]
+    );
+}
+
 /// Packets counted per filter priority (only those with packets), from
 /// `tc -s -j filter show` in namespace `ns`.
 fn tc_counts(ns: &str, dev: &str, hook: &str) -> Vec<(usize, u64)> {
@@ -505,9 +596,13 @@ fn main() {
         hw_tests::in_vm(),
         "palisade-guest-checks runs inside the VM, started by hw-tests/tests/vm.rs"
     );
-    let checks: [(&str, fn()); 6] = [
+    let checks: [(&str, fn()); 7] = [
         ("cls_flower_loads", cls_flower_loads),
         ("flower_install", flower_install),
+        (
+            "apply_cli_on_a_device_without_offload",
+            apply_cli_on_a_device_without_offload,
+        ),
         ("flower_whole_policy", flower_whole_policy),
         ("flower_nic_split", flower_nic_split),
         ("xdp_loads_in_every_form", xdp_loads_in_every_form),
