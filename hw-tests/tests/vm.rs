@@ -66,7 +66,7 @@ fn vm_suite() {
         out.output
     );
     assert!(
-        out.output.lines().any(|l| l == "guest checks passed: 7"),
+        out.output.lines().any(|l| l == "guest checks passed: 9"),
         "not every guest check ran:\n{}",
         out.output
     );
