@@ -74,6 +74,9 @@ $P compile "$OUT/edge.yaml" --nic ranges --out "$OUT/compiled"
 $P plan "$OUT/edge.yaml" --nic ranges --format html --out "$OUT/plan.html"
 echo "plan report for planners: $OUT/plan.html"
 
+step "the NIC share as tc-flower filters: the tc -batch script apply would install (palisade apply --dry-run --nic mlx5)"
+$P apply "$OUT/edge.yaml" --dev eth0 --nic mlx5 --dry-run | head -n 8
+
 if [ "$(id -u)" -eq 0 ]; then
   step "the same traffic through the XDP program in this kernel (palisade eval --engine xdp; BPF_PROG_TEST_RUN)"
   $P eval "$OUT/edge.yaml" "$OUT/edge.pcap" --engine xdp --output summary
@@ -104,8 +107,10 @@ if [ "$(id -u)" -eq 0 ]; then
   step "emergency blocklist: a source dropped before the policy (palisade block)"
   in_ns $P block add --dev pdemo0 203.0.113.0/24
   in_ns $P block list --dev pdemo0
-  step "a new generation swapped in atomically (palisade apply again), then detach"
-  in_ns $P apply "$OUT/edge.yaml" --dev pdemo0
+  step "a new generation swapped in atomically, with the mlx5 NIC stage asked for (palisade apply --nic mlx5), then detach"
+  # With cls_flower, a veth refuses every skip_sw filter and XDP decides all;
+  # without it, apply says so in one line. Either way traffic stays filtered.
+  in_ns $P apply "$OUT/edge.yaml" --dev pdemo0 --nic mlx5
   in_ns $P detach --dev pdemo0
 
   if [ -d "$CB" ]; then

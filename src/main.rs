@@ -58,14 +58,21 @@ enum Command {
     /// Measure a data plane on a policy and a trace.
     #[command(subcommand)]
     Bench(BenchCommand),
-    /// Enforce a policy on an interface (XDP), replacing what is there atomically.
+    /// Enforce a policy on an interface: XDP, and with --nic the NIC share as
+    /// tc-flower filters; what is there is replaced atomically.
     Apply(ApplyArgs),
-    /// What is in force on an interface: generation, mode, policy hash.
+    /// What is in force on an interface: generation, mode, policy hash, and
+    /// the NIC filters with in_hw and drift (exit status 3 on drift).
     Status(ops::DevArgs),
-    /// Packets and bytes per rule id on an interface, across generations.
+    /// Packets and bytes per rule id on an interface, across generations,
+    /// NIC drops and XDP counters merged.
     Stats(ops::DevArgs),
-    /// Stop enforcing on an interface and remove everything Palisade pinned.
+    /// Stop enforcing on an interface: remove the NIC filters and everything
+    /// Palisade pinned.
     Detach(ops::DevArgs),
+    /// Find what a NIC offloads (keys, actions, chains, priorities, entries)
+    /// with throw-away skip_sw flower filters, and print a NIC profile.
+    Probe(ProbeArgs),
     /// The emergency blocklist: source prefixes dropped before the policy.
     #[command(subcommand)]
     Block(ops::BlockCommand),
@@ -80,7 +87,9 @@ struct ApplyArgs {
     /// The interface.
     #[arg(long, value_name = "IFACE")]
     dev: String,
-    /// NIC profile. `none` decides everything in XDP on the host.
+    /// NIC profile (name or file). `none` decides everything in XDP on the
+    /// host; a profile with a NIC stage installs its share as skip_sw
+    /// tc-flower filters on IFACE's ingress.
     #[arg(long, default_value = "none")]
     nic: String,
     #[arg(long, value_enum, default_value_t = ops::Format::Text)]
@@ -89,6 +98,25 @@ struct ApplyArgs {
     /// filters Palisade would install on IFACE) and what XDP would hold.
     #[arg(long)]
     dry_run: bool,
+}
+
+#[derive(Args)]
+struct ProbeArgs {
+    /// The interface: a NIC with tc-flower hardware offload.
+    #[arg(long, value_name = "IFACE")]
+    dev: String,
+    /// Stop counting entries at this many (each one is a filter added).
+    #[arg(long, default_value_t = 65536)]
+    max_entries: u32,
+    /// Stop counting priorities at this many.
+    #[arg(long, default_value_t = 64)]
+    max_prios: u16,
+    /// Write the profile to this file instead of stdout.
+    #[arg(long, value_name = "FILE")]
+    out: Option<PathBuf>,
+    /// text: the profile (TOML); json: what each trial found.
+    #[arg(long, value_enum, default_value_t = ops::Format::Text)]
+    format: ops::Format,
 }
 
 #[derive(Subcommand)]
@@ -365,6 +393,7 @@ fn main() -> ExitCode {
         }),
         Command::Stats(a) => ops::stats(a).and_then(|s| stdout_write(&s)).map(|_| ExitCode::SUCCESS),
         Command::Detach(a) => ops::detach(a).and_then(|s| stdout_write(&s)).map(|_| ExitCode::SUCCESS),
+        Command::Probe(a) => probe(a),
         Command::Block(c) => ops::block(c).and_then(|s| stdout_write(&s)).map(|_| ExitCode::SUCCESS),
         Command::Log(a) => ops::log(a).map(|_| ExitCode::SUCCESS),
     };
@@ -981,6 +1010,67 @@ fn bench_xdp(a: BenchXdpArgs) -> Result<ExitCode> {
         json: a.format == BenchFormat::Json,
     };
     stdout_write(&bench.run(&policy)?)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn probe(a: ProbeArgs) -> Result<ExitCode> {
+    if !is_root() {
+        anyhow::bail!("probe installs tc filters: run it as root");
+    }
+    if !offload::flower_available() {
+        anyhow::bail!(
+            "{}: this kernel has no tc-flower classifier (CONFIG_NET_CLS_FLOWER is off): nothing can be offloaded through it",
+            a.dev
+        );
+    }
+    let mut tc = offload::tc::Tc::open().context("opening a route netlink socket")?;
+    let ifindex = offload::tc::ifindex(&a.dev).map_err(|e| anyhow::anyhow!(e))?;
+    eprintln!(
+        "palisade: probing {} with throw-away skip_sw filters in chain {:#x} (nothing jumps there; all are removed)",
+        a.dev,
+        offload::probe::SCRATCH_CHAIN
+    );
+    let p = offload::probe::probe(&mut tc, ifindex, a.max_prios, a.max_entries, |n| {
+        eprintln!("palisade: {n} entries taken so far")
+    })
+    .map_err(|e| anyhow::anyhow!("{}: {e}", a.dev))?;
+    let profile = offload::probe::profile_toml(&a.dev, &p);
+    // What we print must load as a profile.
+    NicProfile::parse_str(&profile, "probed profile")
+        .map_err(|e| anyhow::anyhow!("the probed profile does not load (a bug): {e}\n{profile}"))?;
+    if p.offloads {
+        let keys: Vec<&str> = p.keys.iter().filter(|(_, ok)| *ok).map(|(k, _)| *k).collect();
+        eprintln!(
+            "palisade: {}: {} entries{}, {} priorities, keys: {}",
+            a.dev,
+            p.capacity,
+            if p.capacity_at_limit { " (or more)" } else { "" },
+            p.max_prios,
+            keys.join(", ")
+        );
+    } else {
+        eprintln!(
+            "palisade: {}: no tc-flower filter is taken in hardware ({}); the profile has no NIC stage",
+            a.dev,
+            p.refusal.as_deref().unwrap_or("refused")
+        );
+    }
+    let out = if a.format == ops::Format::Json {
+        let v = serde_json::json!({
+            "dev": a.dev, "offloads": p.offloads, "refusal": p.refusal,
+            "keys": p.keys.iter().map(|(k, ok)| (k.to_string(), serde_json::json!(ok))).collect::<serde_json::Map<_, _>>(),
+            "actions": {"drop": p.drop, "pass": p.pass, "goto_chain": p.goto_chain, "police": p.police},
+            "chains": p.chains, "max_prios": p.max_prios, "prios_at_limit": p.prios_at_limit,
+            "capacity": p.capacity, "capacity_at_limit": p.capacity_at_limit, "profile": profile,
+        });
+        format!("{v}\n")
+    } else {
+        profile
+    };
+    match &a.out {
+        Some(path) => std::fs::write(path, out).with_context(|| format!("writing {}", path.display()))?,
+        None => stdout_write(&out)?,
+    }
     Ok(ExitCode::SUCCESS)
 }
 

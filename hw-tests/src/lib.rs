@@ -9,8 +9,8 @@
 //! - [`netns`]: a veth pair between two network namespaces made per test,
 //!   and a raw-frame sender on the peer end.
 //!
-//! Still to come: a real offload-capable NIC named by PALISADE_HW_IFACE when
-//! one is present.
+//! A real offload-capable NIC, named by PALISADE_HW_IFACE, is used by
+//! `tests/probe_hw.rs` at the repository root when one is present.
 //!
 //! Skip policy: a test whose environment is missing says that it is skipped
 //! and why, unless `PALISADE_REQUIRE_ROOT_TESTS=1` (as in CI), where a skip

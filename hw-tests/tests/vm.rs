@@ -6,7 +6,12 @@
 //! - the kernel has the modules the flower tests need (cls_flower);
 //! - the XDP program passes Linux 6.1's verifier (the oldest kernel we
 //!   support) in every form it is loaded in, and decides the whole shared
-//!   corpus there as the reference does.
+//!   corpus there as the reference does;
+//! - tc-flower: whole policies on the kernel's classifier, installs over
+//!   rtnetlink with swaps, rollback and refusals, the NIC+XDP split with
+//!   fragments, VLAN tags and IPv6 extension headers, police, a swap under
+//!   traffic, and `palisade apply --nic` on a device without offload
+//!   (docs/offload.md lists them).
 //!
 //! The host test boots the VM once and runs `palisade-guest-checks`
 //! (`src/bin/`) inside. Skipped, saying why, when
@@ -66,7 +71,7 @@ fn vm_suite() {
         out.output
     );
     assert!(
-        out.output.lines().any(|l| l == "guest checks passed: 9"),
+        out.output.lines().any(|l| l == "guest checks passed: 10"),
         "not every guest check ran:\n{}",
         out.output
     );

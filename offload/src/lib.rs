@@ -6,13 +6,14 @@
 //! rtnetlink side that applies them atomically, verifies `in_hw`, rolls
 //! back on failure, and reads back what is installed and its counters.
 //!
-//! Today: [`build`] turns TCAM entries into [`flower`] filters, which encode
-//! to the netlink requests iproute2's `tc` sends for the same filter and to
-//! `tc` arguments; [`fixture`] reads the requests captured from `tc`
-//! (`scripts/capture-flower-fixtures.sh`, `testdata/flower/`) and [`wire`]
-//! decodes and re-encodes requests through netlink-packet-route, keeping
-//! every attribute it does not model. Police actions and the netlink side
-//! (apply, verify, roll back, read back) are still to come (DESIGN.md §4–5).
+//! [`build`] turns TCAM entries into [`flower`] filters, which encode to
+//! the netlink requests iproute2's `tc` sends for the same filter, to `tc`
+//! arguments, and decode back from requests and kernel dumps; [`fixture`]
+//! reads the requests captured from `tc` (`scripts/capture-flower-fixtures.sh`,
+//! `testdata/flower/`) and [`wire`] decodes and re-encodes requests through
+//! netlink-packet-route, keeping every attribute it does not model. [`tc`]
+//! is the rtnetlink side, and [`install`] replaces the filters on a hook all
+//! or nothing (DESIGN.md §5), reporting what the NIC refuses.
 //!
 //! It consumes `compiler`'s tables and never reaches back up the pipeline.
 
@@ -20,6 +21,7 @@ pub mod build;
 pub mod fixture;
 pub mod flower;
 pub mod install;
+pub mod probe;
 pub mod tc;
 pub mod wire;
 
