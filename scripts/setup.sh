@@ -10,8 +10,8 @@ if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 # libbpf-dev: the XDP program is C built by fallback-xdp/build.rs; nftables: the
 # tcam bench loads the same rules with nft -f for comparison; tcpreplay: the
 # demo sends the example capture through a veth; strace: the flower fixture
-# test captures what tc sends.
-PACKAGES=(build-essential pkg-config xz-utils iproute2 chromium fonts-dejavu-core nftables clang llvm libbpf-dev tcpreplay strace)
+# test captures what tc sends; verilator: the sim crate builds rtl/ into C++.
+PACKAGES=(build-essential pkg-config xz-utils iproute2 chromium fonts-dejavu-core nftables clang llvm libbpf-dev tcpreplay strace verilator)
 
 missing=()
 for p in "${PACKAGES[@]}"; do

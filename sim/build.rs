@@ -1,0 +1,102 @@
+//! Verilates `rtl/` and builds the C++ model with a cxx bridge.
+//!
+//! One model per table size in `SIZES` (Verilator fixes parameters when it
+//! generates C++): `verilator --cc`, then the generated C++ and Verilator's
+//! runtime compiled with the `cc` crate, then the wrapper (`cpp/`) with
+//! cxx-build. Needs Debian's `verilator` (scripts/setup.sh installs it).
+
+use std::path::PathBuf;
+use std::process::Command;
+
+/// Table sizes built, and the key width: Palisade's key without range
+/// checkers (compiler/src/tcam/layout.rs, PACKET_KEY_BITS).
+const SIZES: [u32; 2] = [256, 1024];
+const KEY_BITS: u32 = 345;
+
+fn verilator_root() -> PathBuf {
+    let out = Command::new("verilator")
+        .arg("--getenv")
+        .arg("VERILATOR_ROOT")
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run verilator ({e}): install it (bash scripts/setup.sh)"));
+    PathBuf::from(String::from_utf8(out.stdout).unwrap().trim())
+}
+
+fn main() {
+    let manifest = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap());
+    let rtl = manifest.join("../rtl");
+    let out = PathBuf::from(std::env::var("OUT_DIR").unwrap());
+    let root = verilator_root();
+    let include = root.join("include");
+
+    let mut generated = Vec::new();
+    for n in SIZES {
+        let prefix = format!("Vtcam{n}");
+        let mdir = out.join(&prefix);
+        let status = Command::new("verilator")
+            .args(["--cc", "palisade_tcam.v", "--top-module", "palisade_tcam"])
+            .arg("--prefix")
+            .arg(&prefix)
+            .arg(format!("-GN={n}"))
+            .arg(format!("-GW={KEY_BITS}"))
+            .args([
+                "--threads",
+                "1",
+                "-O3",
+                "--x-assign",
+                "fast",
+                "--x-initial",
+                "fast",
+                "-Wall",
+            ])
+            .arg("--Mdir")
+            .arg(&mdir)
+            .current_dir(&rtl)
+            .status()
+            .expect("run verilator");
+        assert!(status.success(), "verilator failed on rtl/palisade_tcam.v (N = {n})");
+        for e in std::fs::read_dir(&mdir).unwrap() {
+            let p = e.unwrap().path();
+            if p.extension().is_some_and(|x| x == "cpp") {
+                generated.push(p);
+            }
+        }
+    }
+
+    let mut model = cc::Build::new();
+    model
+        .cpp(true)
+        .std("c++17")
+        .opt_level(3)
+        .warnings(false)
+        .include(&include)
+        .include(include.join("vltstd"))
+        .files(&generated)
+        .file(include.join("verilated.cpp"))
+        .file(include.join("verilated_threads.cpp"));
+    for n in SIZES {
+        model.include(out.join(format!("Vtcam{n}")));
+    }
+    model.compile("palisade_rtl");
+
+    let mut bridge = cxx_build::bridge("src/rtl.rs");
+    bridge
+        .file("cpp/tcam.cpp")
+        .std("c++17")
+        // Verilator's own headers trip this one.
+        .flag_if_supported("-Wno-unused-parameter")
+        .opt_level(3)
+        .include(&include)
+        .include(include.join("vltstd"))
+        .include(&manifest);
+    for n in SIZES {
+        bridge.include(out.join(format!("Vtcam{n}")));
+    }
+    bridge.compile("palisade_sim_bridge");
+    println!("cargo:rustc-link-lib=pthread");
+    println!("cargo:rustc-link-lib=atomic");
+    println!("cargo:rerun-if-changed={}", rtl.display());
+    for f in ["cpp/tcam.h", "cpp/tcam.cpp", "src/rtl.rs"] {
+        println!("cargo:rerun-if-changed={f}");
+    }
+}
