@@ -212,9 +212,7 @@ pub fn entry_filters(
 /// The filters of a partition's NIC table (DESIGN §4): a rule's own
 /// entries drop (deny) or police (rate-limit, one police action per rule,
 /// index = rule position + 1), pass entries let the packet continue to the
-/// host. TCAM priorities become tc priorities densely, one per (layer,
-/// protocol): flower keeps one protocol per priority, and filters of one
-/// layer never overlap, so their order among protocols does not matter.
+/// host. TCAM priorities become tc priorities densely ([`dense_prios`]).
 /// `hardware` chooses `skip_sw` (a NIC) or `skip_hw` (the kernel's software
 /// flower, for tests). Each filter comes with the position of the rule whose
 /// entry it is.
@@ -256,7 +254,14 @@ pub fn nic_filters(
             .map_err(|why| format!("rule {}: {why}", rule.id))?;
         out.extend(filters.into_iter().map(|f| (e.priority, e.rule, f)));
     }
-    // Dense tc priorities by (layer, protocol), from 1.
+    dense_prios(out)
+}
+
+/// Filters with their TCAM priorities, given dense tc priorities from 1,
+/// one per (layer, protocol): flower keeps one protocol per priority, and
+/// entries of one layer never overlap, so their order among protocols does
+/// not matter. `T` rides along (the rule, say).
+pub fn dense_prios<T>(out: Vec<(u32, T, Filter)>) -> Result<Vec<(T, Filter)>, String> {
     let proto_rank = |p: Protocol| match p {
         Protocol::Ip => 0,
         Protocol::Ipv6 => 1,

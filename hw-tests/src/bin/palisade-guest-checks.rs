@@ -88,106 +88,157 @@ fn sh(ns: Option<&str>, args: &[&str]) -> String {
 }
 
 /// The kernel's own flower classifier on whole policies: acl1_1K, fw1_1K,
-/// ipc1_1K and acl1_1K_v6 (mixed actions) as `skip_hw` filters built by
-/// offload::build, installed with `tc -batch` from their tc arguments on
-/// the receiving veth's ingress (no XDP), a catch-all for the default below
-/// them; 2,000 trace packets of each set sent across; the packets counted
-/// under each rule's filters equal the reference evaluator's count for that
-/// rule.
+/// ipc1_1K and acl1_1K_v6 (mixed actions), every TCAM entry as `skip_hw`
+/// filters built by offload::build with the compiler's layered priorities
+/// (dense tc priorities per layer and protocol: allow → pass, deny → drop),
+/// and a catch-all for the default below them, installed by
+/// `offload::install` on the receiving veth's ingress (no XDP); 2,000 trace
+/// packets of each set sent across; the packets counted under each rule's
+/// filters (read with `tc -s -j filter show`) equal the reference
+/// evaluator's count for that rule.
 fn flower_whole_policy() {
     for set in ["acl1_1K", "fw1_1K", "ipc1_1K", "acl1_1K_v6"] {
         flower_set(set);
     }
 }
 
+/// `n` packets from a ClassBench set's trace, evenly spread, as frames.
+fn trace_frames(set: &str, n: usize) -> Vec<Vec<u8>> {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/classbench");
+    let trace = std::fs::read_to_string(dir.join(format!("{set}_trace"))).expect("trace");
+    let lines = compiler::classbench::parse_trace(set, &trace).unwrap();
+    lines
+        .iter()
+        .step_by(lines.len() / n)
+        .take(n)
+        .map(|l| compiler::classbench::trace_packet(&l.key))
+        .collect()
+}
+
+/// Per installed filter, read by iproute2 (`tc -s -j filter show`): its
+/// place, and its first action's packets and drops.
+fn tc_stats(ns: &str, dev: &str, hook: &str) -> std::collections::BTreeMap<offload::tc::Place, (u64, u64)> {
+    let dump = sh(Some(ns), &["tc", "-s", "-j", "filter", "show", "dev", dev, hook]);
+    let v: serde_json::Value = serde_json::from_str(&dump).expect("tc JSON");
+    let mut out = std::collections::BTreeMap::new();
+    for f in v.as_array().expect("array") {
+        let Some(handle) = f["options"]["handle"].as_u64() else {
+            continue;
+        };
+        let ethertype = match f["protocol"].as_str().unwrap() {
+            "ip" => 0x0800,
+            "ipv6" => 0x86dd,
+            "802.1Q" => 0x8100,
+            _ => 0x0003,
+        };
+        let place = offload::tc::Place {
+            chain: f["chain"].as_u64().unwrap_or(0) as u32,
+            prio: f["pref"].as_u64().unwrap() as u16,
+            ethertype,
+            handle: handle as u32,
+        };
+        let stats = &f["options"]["actions"][0]["stats"];
+        out.insert(
+            place,
+            (
+                stats["packets"].as_u64().unwrap_or(0),
+                stats["drops"].as_u64().unwrap_or(0),
+            ),
+        );
+    }
+    out
+}
+
 fn flower_set(set: &str) {
     use compiler::tcam::checkers::Encoding;
     use compiler::tcam::entry::Expansion;
     use offload::flower::{Action, Filter, Hook, Keys, Protocol};
+    use offload::install::{install, layout, Method};
     use std::collections::BTreeMap;
 
     sh(None, &["modprobe", "-a", "cls_flower", "act_gact"]);
     let pair = hw_tests::VethPair::new(&format!("f{}", &set[..2])).expect("veth pair");
-    sh(Some(&pair.dev_ns), &["tc", "qdisc", "add", "dev", &pair.dev, "clsact"]);
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/classbench");
     let text = std::fs::read_to_string(dir.join(set)).expect("rule set");
     let policy =
         compiler::classbench::parse_rules(set, &text, compiler::classbench::Actions::Mixed).expect("rules parse");
     let entries = compiler::tcam::expand_prioritised(&policy, &Encoding::covers(Expansion::Ternary));
-    // One priority per filter, in table order: prio -> rule (None: default).
-    let mut owner: Vec<Option<usize>> = vec![None];
-    let mut batch = String::new();
-    let mut sorted: Vec<_> = entries.iter().collect();
-    sorted.sort_by_key(|e| e.priority);
-    for e in sorted {
+    // (TCAM priority, rule or None for the default, filter).
+    let mut prioritised: Vec<(u32, Option<usize>, Filter)> = Vec::new();
+    for e in &entries {
         let action = match policy.rules[e.rule as usize].action {
             compiler::ir::Action::Allow => Action::Pass,
             compiler::ir::Action::Deny => Action::Drop,
             compiler::ir::Action::RateLimit(_) => panic!("no rate limits in --actions mixed"),
         };
-        let prio = owner.len() as u16;
-        for f in offload::build::entry_filters(e, &[], prio, 0, false, action).expect("entry as filters") {
-            // Filters of one entry share its priority only if their
-            // protocols agree; give each its own.
-            let f = Filter {
-                prio: owner.len() as u16,
-                ..f
-            };
-            owner.push(Some(e.rule as usize));
-            batch.push_str(&f.tc_args(&pair.dev, Hook::Ingress));
-            batch.push('\n');
+        for f in offload::build::entry_filters(e, &[], 0, 0, false, action).expect("entry as filters") {
+            prioritised.push((e.priority, Some(e.rule as usize), f));
         }
     }
-    let catch_all = Filter {
-        chain: 0,
-        prio: owner.len() as u16,
-        protocol: Protocol::All,
-        hardware: false,
-        keys: Keys::default(),
-        action: if policy.default == compiler::ir::Verdict::Deny {
-            Action::Drop
-        } else {
-            Action::Pass
+    let lowest = entries.iter().map(|e| e.priority).max().unwrap_or(0);
+    prioritised.push((
+        lowest + 1,
+        None,
+        Filter {
+            chain: 0,
+            prio: 0,
+            protocol: Protocol::All,
+            hardware: false,
+            keys: Keys::default(),
+            action: if policy.default == compiler::ir::Verdict::Deny {
+                Action::Drop
+            } else {
+                Action::Pass
+            },
         },
-    };
-    owner.push(None);
-    batch.push_str(&catch_all.tc_args(&pair.dev, Hook::Ingress));
-    batch.push('\n');
-    let file = std::env::temp_dir().join("palisade-flower.batch");
-    std::fs::write(&file, &batch).unwrap();
+    ));
+    let filters = offload::build::dense_prios(prioritised).expect("priorities");
+    let prios = filters.iter().map(|(_, f)| f.prio).max().unwrap_or(0);
+    // install takes u32 rules: the default is u32::MAX.
+    let numbered: Vec<(u32, Filter)> = filters
+        .into_iter()
+        .map(|(r, f)| (r.map_or(u32::MAX, |r| r as u32), f))
+        .collect();
     let t = std::time::Instant::now();
-    sh(Some(&pair.dev_ns), &["tc", "-batch", file.to_str().unwrap()]);
+    let dev = pair.dev.clone();
+    let installed = hw_tests::in_netns(&pair.dev_ns, {
+        let numbered = numbered.clone();
+        move || {
+            let mut tc = offload::tc::Tc::open().expect("netlink socket");
+            let ifx = offload::tc::ifindex(&dev).unwrap();
+            install(&mut tc, ifx, Hook::Ingress, Method::Ordered, &numbered).expect("install");
+            layout(Method::Ordered, 0, &numbered)
+        }
+    });
     eprintln!(
-        "{set}: installed {} filters in {:.1} s",
-        owner.len() - 1,
+        "{set}: installed {} filters at {prios} tc priorities in {:.1} s",
+        installed.len(),
         t.elapsed().as_secs_f64()
     );
 
-    let trace = std::fs::read_to_string(dir.join(format!("{set}_trace"))).unwrap();
-    let lines = compiler::classbench::parse_trace(set, &trace).unwrap();
-    let sender = pair.sender().expect("sender");
+    let frames = trace_frames(set, 2000);
     let mut reference = compiler::eval::Evaluator::new(&policy);
     let mut want: BTreeMap<Option<usize>, u64> = BTreeMap::new();
-    let step = lines.len() / 2000;
-    let t = std::time::Instant::now();
-    for (n, l) in lines.iter().step_by(step).take(2000).enumerate() {
-        let frame = compiler::classbench::trace_packet(&l.key);
-        let d = reference.decide(&compiler::wire::classify(&frame), frame.len() as u32, 0);
+    for f in &frames {
+        let d = reference.decide(&compiler::wire::classify(f), f.len() as u32, 0);
         let key = match d.outcome {
             compiler::eval::Outcome::Rule(r) => Some(r),
             _ => None,
         };
         *want.entry(key).or_default() += 1;
-        sender.send(&frame).expect("send");
-        if n % 32 == 31 {
-            std::thread::sleep(std::time::Duration::from_millis(2));
-        }
     }
+    let t = std::time::Instant::now();
+    send_all(&pair.sender().expect("sender"), &frames);
     eprintln!("{set}: sent 2000 packets in {:.1} s", t.elapsed().as_secs_f64());
-    std::thread::sleep(std::time::Duration::from_millis(500));
+    let rule_at: BTreeMap<offload::tc::Place, Option<usize>> = installed
+        .iter()
+        .map(|(r, p, _)| (*p, (*r != u32::MAX).then_some(*r as usize)))
+        .collect();
     let mut got: BTreeMap<Option<usize>, u64> = BTreeMap::new();
-    for (prio, packets) in tc_counts(&pair.dev_ns, &pair.dev, "ingress") {
-        *got.entry(owner[prio]).or_default() += packets;
+    for (place, (packets, _)) in tc_stats(&pair.dev_ns, &pair.dev, "ingress") {
+        if packets > 0 {
+            *got.entry(rule_at[&place]).or_default() += packets;
+        }
     }
     assert_eq!(
         got, want,
@@ -307,15 +358,7 @@ fn split_set(set: &str, n: usize) {
         fallback_xdp::lifecycle::apply_tables(&p2, tables, [0; 32], &dev).expect("XDP apply");
     });
 
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/classbench");
-    let trace = std::fs::read_to_string(dir.join(format!("{set}_trace"))).unwrap();
-    let lines = compiler::classbench::parse_trace(set, &trace).unwrap();
-    let mut frames: Vec<Vec<u8>> = lines
-        .iter()
-        .step_by(lines.len() / 2000)
-        .take(2000)
-        .map(|l| compiler::classbench::trace_packet(&l.key))
-        .collect();
+    let mut frames = trace_frames(set, 2000);
     let extra: Vec<Vec<u8>> = frames
         .iter()
         .step_by(2000 / 300)
@@ -334,43 +377,18 @@ fn split_set(set: &str, n: usize) {
 
     // NIC decisions per rule, read by iproute2: drop filters' packets, and
     // each police action's drops once.
-    let rule_at: BTreeMap<(u32, u16, &str, u32), (u32, Action)> = installed
-        .iter()
-        .map(|(rule, p, f)| {
-            let proto = match p.ethertype {
-                0x0800 => "ip",
-                0x86dd => "ipv6",
-                0x8100 => "802.1Q",
-                _ => "all",
-            };
-            ((p.chain, p.prio, proto, p.handle), (*rule, f.action))
-        })
-        .collect();
-    let dump = sh(
-        Some(&pair.peer_ns),
-        &["tc", "-s", "-j", "filter", "show", "dev", &pair.peer, "egress"],
-    );
-    let v: serde_json::Value = serde_json::from_str(&dump).expect("tc JSON");
+    let rule_at: BTreeMap<offload::tc::Place, (u32, Action)> =
+        installed.iter().map(|(rule, p, f)| (*p, (*rule, f.action))).collect();
     let mut got: BTreeMap<String, u64> = BTreeMap::new();
     let mut nic_dropped = 0;
     let mut police = std::collections::BTreeSet::new();
-    for f in v.as_array().expect("array") {
-        let Some(handle) = f["options"]["handle"].as_u64() else {
+    for (place, (packets, drops)) in tc_stats(&pair.peer_ns, &pair.peer, "egress") {
+        let Some((rule, action)) = rule_at.get(&place) else {
             continue;
         };
-        let key = (
-            f["chain"].as_u64().unwrap_or(0) as u32,
-            f["pref"].as_u64().unwrap() as u16,
-            f["protocol"].as_str().unwrap(),
-            handle as u32,
-        );
-        let Some((rule, action)) = rule_at.get(&key) else {
-            continue;
-        };
-        let stats = &f["options"]["actions"][0]["stats"];
         let dropped = match action {
-            Action::Drop => stats["packets"].as_u64().unwrap_or(0),
-            Action::Police { index, .. } if police.insert(*index) => stats["drops"].as_u64().unwrap_or(0),
+            Action::Drop => packets,
+            Action::Police { index, .. } if police.insert(*index) => drops,
             _ => 0,
         };
         if dropped > 0 {
@@ -616,14 +634,7 @@ fn apply_cli_on_a_device_without_offload() {
 
     let text = std::fs::read_to_string(&set).unwrap();
     let policy = compiler::classbench::parse_rules("acl1_1K", &text, compiler::classbench::Actions::Mixed).unwrap();
-    let trace = std::fs::read_to_string(dir.join("acl1_1K_trace")).unwrap();
-    let lines = compiler::classbench::parse_trace("acl1_1K", &trace).unwrap();
-    let frames: Vec<Vec<u8>> = lines
-        .iter()
-        .step_by(lines.len() / 1000)
-        .take(1000)
-        .map(|l| compiler::classbench::trace_packet(&l.key))
-        .collect();
+    let frames = trace_frames("acl1_1K", 1000);
     let mut reference = compiler::eval::Evaluator::new(&policy);
     let mut want: std::collections::BTreeMap<String, u64> = Default::default();
     for f in &frames {
@@ -888,28 +899,6 @@ fn probe_on_a_device_without_offload() {
         "the probe's clsact qdisc was left: {qdiscs}"
     );
     eprintln!("probe on a veth: {}", stderr.lines().last().unwrap_or_default());
-}
-
-/// Packets counted per filter priority (only those with packets), from
-/// `tc -s -j filter show` in namespace `ns`.
-fn tc_counts(ns: &str, dev: &str, hook: &str) -> Vec<(usize, u64)> {
-    let dump = sh(Some(ns), &["tc", "-s", "-j", "filter", "show", "dev", dev, hook]);
-    let v: serde_json::Value = serde_json::from_str(&dump).expect("tc JSON");
-    let mut out = Vec::new();
-    for f in v.as_array().expect("array") {
-        let Some(actions) = f["options"]["actions"].as_array() else {
-            continue;
-        };
-        let prio = f["pref"].as_u64().expect("pref") as usize;
-        let packets: u64 = actions
-            .iter()
-            .map(|a| a["stats"]["packets"].as_u64().unwrap_or(0))
-            .sum();
-        if packets > 0 {
-            out.push((prio, packets));
-        }
-    }
-    out
 }
 
 fn main() {
