@@ -3,8 +3,9 @@
 //! Two methods, as the profile says:
 //! - **chains**: the new rule set goes into the chain not in use (1 or 2),
 //!   then the one jump filter in chain 0 (prio 1, handle 1, `goto chain N`)
-//!   is replaced, which the kernel does in one step; then the old chain is
-//!   emptied. Police actions take the chain in their index's top byte, so
+//!   is replaced, which the kernel does in one step; then, once every
+//!   packet that took the old jump has left the old chain (an RCU grace
+//!   period), the old chain is emptied. Police actions take the chain in their index's top byte, so
 //!   the two sets never share a bucket.
 //! - **ordered**: remove the old drop and police filters, then the old
 //!   pass filters, then add the new passes, then the new drops. Between
@@ -330,6 +331,11 @@ fn run(
                     txn.add(&new_jump, JUMP_HANDLE).map_err(|e| e.to_string())?;
                 }
             }
+            // A packet that read the old jump before the switch may still
+            // be walking the old chain: let every such reader finish before
+            // the old chain loses filters, or it could fall through a
+            // half-emptied chain undecided.
+            wait_for_readers();
             for (p, f) in before.iter().filter(|(p, _)| p.chain != 0 && p.chain != chain) {
                 txn.delete(*p, f).map_err(|e| e.to_string())?;
                 report.removed += 1;
@@ -356,6 +362,27 @@ fn run(
             }
             add_all(txn, &layout(Method::Ordered, 0, filters), report)
         }
+    }
+}
+
+/// Wait until every reader of the kernel's tc structures that started
+/// before now has finished: membarrier(MEMBARRIER_CMD_GLOBAL) returns after
+/// an RCU grace period, and packets are classified inside RCU read-side
+/// sections. Where the kernel refuses it (nohz_full), a pause far longer
+/// than a packet's classification stands in.
+fn wait_for_readers() {
+    const MEMBARRIER_CMD_GLOBAL: libc::c_long = 1;
+    // SAFETY: membarrier takes no pointers.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_membarrier,
+            MEMBARRIER_CMD_GLOBAL,
+            0 as libc::c_long,
+            0 as libc::c_long,
+        )
+    };
+    if rc != 0 {
+        std::thread::sleep(std::time::Duration::from_millis(50));
     }
 }
 

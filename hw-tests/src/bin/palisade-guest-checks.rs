@@ -582,8 +582,9 @@ fn flower_install() {
 /// no offload (a veth): every `skip_sw` filter is refused, each rule is
 /// reported with the kernel's reason and re-planned to the host, and XDP
 /// decides 1,000 acl1_1K trace packets as the reference does (`palisade
-/// stats` per rule). `status` shows the NIC stage with no drift; `detach`
-/// leaves nothing.
+/// stats` per rule). `status` shows the NIC stage with no drift, then a
+/// filter added by hand as drift (exit status 3) until it is removed;
+/// `detach` leaves nothing.
 fn apply_cli_on_a_device_without_offload() {
     let exe = std::env::current_exe().unwrap().with_file_name("palisade");
     assert!(
@@ -653,6 +654,45 @@ fn apply_cli_on_a_device_without_offload() {
         .map(|c| (c["id"].as_str().unwrap().to_string(), c["packets"].as_u64().unwrap()))
         .collect();
     assert_eq!(got, want, "palisade stats (left) against the reference (right)");
+    // Drift: a filter nobody applied shows up, and status exits 3 until it
+    // is gone.
+    let (ns, dev) = (pair.dev_ns.as_str(), pair.dev.as_str());
+    let _ = std::process::Command::new("ip")
+        .args(["netns", "exec", ns, "tc", "qdisc", "add", "dev", dev, "clsact"])
+        .output();
+    sh(
+        Some(ns),
+        &[
+            "tc",
+            "filter",
+            "add",
+            "dev",
+            dev,
+            "ingress",
+            "protocol",
+            "ip",
+            "prio",
+            "7",
+            "flower",
+            "skip_hw",
+            "dst_ip",
+            "192.0.2.1",
+            "action",
+            "drop",
+        ],
+    );
+    let (code, out, err) = run(&["status", "--dev", dev, "--format", "json"]);
+    assert_eq!(code, Some(3), "status with a foreign filter: {out}{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["nic"]["drift"], 1, "{out}");
+    assert!(
+        v["nic"]["extra"][0]["filter"].as_str().unwrap().contains("192.0.2.1"),
+        "{out}"
+    );
+    sh(Some(ns), &["tc", "filter", "del", "dev", dev, "ingress", "prio", "7"]);
+    let (code, out, err) = run(&["status", "--dev", dev]);
+    assert_eq!(code, Some(0), "status after the foreign filter went: {out}{err}");
+
     let (code, out, err) = run(&["detach", "--dev", &pair.dev]);
     assert_eq!(code, Some(0), "{out}{err}");
     eprintln!(
@@ -789,7 +829,7 @@ fn flower_police() {
 /// A rule-set swap under traffic mixes no policies: policy A drops UDP to
 /// port 4000 with one rule, policy B with two rules (by source half), with
 /// other rule ids. While a thread sends such packets without pause, the
-/// NIC share is swapped A → B six times (chains method); no packet gets
+/// NIC share is swapped between them 20 times (chains method); no packet gets
 /// through (the sender sees every one dropped at egress and the receiver's
 /// rx counter does not move). Then a policy with nothing for the NIC lets
 /// 20 packets through, so the counting itself is shown to work.
@@ -827,7 +867,7 @@ fn flower_swap_under_traffic() {
             (left, dropped, sender)
         }
     });
-    for swap in 0..6 {
+    for swap in 0..20 {
         std::thread::sleep(std::time::Duration::from_millis(100));
         install_in(
             &pair.peer_ns,
@@ -854,7 +894,7 @@ fn flower_swap_under_traffic() {
     }
     std::thread::sleep(std::time::Duration::from_millis(200));
     assert_eq!(rx_packets(&pair), rx0 + 20, "the control packets did not arrive");
-    eprintln!("swap under traffic: 6 swaps, {dropped} packets, none through");
+    eprintln!("swap under traffic: 20 swaps, {dropped} packets, none through");
 }
 
 /// `palisade probe` on a device without offload (a veth, with cls_flower):
