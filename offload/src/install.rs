@@ -392,10 +392,20 @@ fn wait_for_readers() {
 fn add_all(txn: &mut Txn, filters: &[(u32, Place, Filter)], report: &mut Report) -> Result<Vec<Refusal>, String> {
     let mut refused = Vec::new();
     let mut added = Vec::new();
-    for (rule, place, f) in filters {
-        match txn.add(f, place.handle) {
-            Ok(p) => {
-                added.push((*rule, p, f.hardware));
+    let batch: Vec<(&Filter, u32)> = filters.iter().map(|(_, p, f)| (f, p.handle)).collect();
+    let results = txn.tc.add_many(txn.ifindex, txn.hook, &batch);
+    // Journal every filter the kernel took before judging any refusal, so
+    // an undo removes them all.
+    for ((_, place, _), r) in filters.iter().zip(&results) {
+        if r.is_ok() {
+            txn.journal.push(Done::Added(*place));
+        }
+    }
+    let mut failure = None;
+    for ((rule, place, f), r) in filters.iter().zip(results) {
+        match r {
+            Ok(()) => {
+                added.push((*rule, *place, f.hardware));
                 report.added += 1;
             }
             Err(e) if f.hardware => refused.push(Refusal {
@@ -406,8 +416,13 @@ fn add_all(txn: &mut Txn, filters: &[(u32, Place, Filter)], report: &mut Report)
                     (None, n) => std::io::Error::from_raw_os_error(n).to_string(),
                 },
             }),
-            Err(e) => return Err(e.to_string()),
+            Err(e) => {
+                failure.get_or_insert(e.to_string());
+            }
         }
+    }
+    if let Some(e) = failure {
+        return Err(e);
     }
     if added.iter().any(|(_, _, hw)| *hw) {
         let now = txn.tc.dump(txn.ifindex, txn.hook).map_err(|e| e.to_string())?;

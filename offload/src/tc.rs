@@ -214,6 +214,62 @@ impl Tc {
         .map(drop)
     }
 
+    /// Add many filters, pipelined: up to `WINDOW` requests are sent before
+    /// their acknowledgements are read (one round trip per window, not per
+    /// filter). Each gets its own result, in order; a refusal does not stop
+    /// the others.
+    pub fn add_many(&mut self, ifindex: i32, hook: Hook, filters: &[(&Filter, u32)]) -> Vec<Result<(), TcError>> {
+        const WINDOW: usize = 128;
+        let mut out = Vec::with_capacity(filters.len());
+        for window in filters.chunks(WINDOW) {
+            let mut pending = Vec::with_capacity(window.len());
+            for (filter, handle) in window {
+                let mut msg = filter.request(ifindex, hook, 0);
+                set_handle(&mut msg, *handle);
+                self.seq = self.seq.wrapping_add(1);
+                msg.header.sequence_number = self.seq;
+                msg.finalize();
+                let what = format!(
+                    "adding filter chain {} prio {} handle {handle:#x}",
+                    filter.chain, filter.prio
+                );
+                pending.push((self.handle.request(msg), what));
+            }
+            let results: Vec<Result<(), TcError>> = self.rt.block_on(async {
+                let mut results = Vec::with_capacity(pending.len());
+                for (replies, what) in pending {
+                    let mut replies = match replies {
+                        Ok(r) => r,
+                        Err(e) => {
+                            results.push(Err(TcError {
+                                what,
+                                errno: 0,
+                                message: Some(e.to_string()),
+                            }));
+                            continue;
+                        }
+                    };
+                    let mut result = Ok(());
+                    while let Some(reply) = replies.next().await {
+                        if let NetlinkPayload::Error(e) = reply.payload {
+                            if e.code.is_some() {
+                                result = Err(TcError {
+                                    what: what.clone(),
+                                    errno: e.raw_code().abs(),
+                                    message: extack_message(&e.header),
+                                });
+                            }
+                        }
+                    }
+                    results.push(result);
+                }
+                results
+            });
+            out.extend(results);
+        }
+        out
+    }
+
     /// Replace the filter at `handle` with `filter` in one step (the
     /// kernel swaps them under RCU: a packet sees one or the other).
     pub fn replace(&mut self, ifindex: i32, hook: Hook, filter: &Filter, handle: u32) -> Result<(), TcError> {
