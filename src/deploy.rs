@@ -241,10 +241,8 @@ pub fn apply(policy: &Policy, source: Source, profile: &NicProfile, dev: &str) -
         Err(e) => {
             // The NIC is as it was; put XDP back too.
             let back = match (&previous, had_xdp) {
-                (Some((_, old)), true) => {
-                    lifecycle::apply(old, crate::ops::sha256(&previous.as_ref().unwrap().0.text), dev)
-                        .map(|_| "XDP is back on the previous policy".to_string())
-                }
+                (Some((src, old)), true) => lifecycle::apply(old, crate::ops::sha256(&src.text), dev)
+                    .map(|_| "XDP is back on the previous policy".to_string()),
                 (None, true) => Err(anyhow!("the previous policy was not recorded; XDP keeps the new one")),
                 (_, false) => lifecycle::detach(dev).map(|_| "XDP was detached again".to_string()),
             };

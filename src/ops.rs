@@ -244,20 +244,16 @@ pub fn status(a: DevArgs) -> Result<(String, bool)> {
 /// (each packet is counted where it was decided, so nothing twice).
 pub fn stats(a: DevArgs) -> Result<String> {
     let xdp = lifecycle::stats(&a.dev)?;
-    let nic = crate::deploy::nic_counts(&a.dev)?;
-    let mut ids: Vec<String> = xdp.iter().map(|(id, _)| id.clone()).collect();
-    ids.extend(nic.keys().filter(|k| !xdp.iter().any(|(id, _)| id == *k)).cloned());
-    let rows: Vec<(String, u64, u64, u64)> = ids
+    let mut nic = crate::deploy::nic_counts(&a.dev)?;
+    // XDP's order, then ids only the NIC counted.
+    let mut rows: Vec<(String, u64, u64, u64)> = xdp
         .into_iter()
-        .map(|id| {
-            let x = xdp
-                .iter()
-                .find(|(i, _)| *i == id)
-                .map_or((0, 0), |(_, c)| (c.packets, c.bytes));
-            let n = nic.get(&id).copied().unwrap_or((0, 0));
-            (id, x.0 + n.0, x.1 + n.1, n.0)
+        .map(|(id, c)| {
+            let n = nic.remove(&id).unwrap_or((0, 0));
+            (id, c.packets + n.0, c.bytes + n.1, n.0)
         })
         .collect();
+    rows.extend(nic.into_iter().map(|(id, n)| (id, n.0, n.1, n.0)));
     if a.format == Format::Json {
         let v: Vec<_> = rows
             .iter()

@@ -36,7 +36,8 @@ pub enum Protocol {
 }
 
 impl Protocol {
-    fn ethertype(self) -> u16 {
+    /// The EtherType tc keys this protocol by (0x0003 for all).
+    pub fn ethertype(self) -> u16 {
         match self {
             Protocol::Ip => 0x0800,
             Protocol::Ipv6 => 0x86dd,

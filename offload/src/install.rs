@@ -121,7 +121,7 @@ struct Txn<'t> {
 impl Txn<'_> {
     fn add(&mut self, f: &Filter, handle: u32) -> Result<Place, TcError> {
         self.tc.add(self.ifindex, self.hook, f, handle)?;
-        let place = place_of(f, handle);
+        let place = Place::of(f, handle);
         self.journal.push(Done::Added(place));
         Ok(place)
     }
@@ -162,20 +162,6 @@ impl Txn<'_> {
     }
 }
 
-fn place_of(f: &Filter, handle: u32) -> Place {
-    Place {
-        chain: f.chain,
-        prio: f.prio,
-        ethertype: match f.protocol {
-            Protocol::Ip => 0x0800,
-            Protocol::Ipv6 => 0x86dd,
-            Protocol::Vlan(_) => 0x8100,
-            Protocol::All => 0x0003,
-        },
-        handle,
-    }
-}
-
 /// Handles for `filters` in order: 1, 2, … within each (chain, prio,
 /// protocol), as the kernel would number them.
 fn handles(filters: &[(u32, Filter)]) -> Vec<u32> {
@@ -183,7 +169,7 @@ fn handles(filters: &[(u32, Filter)]) -> Vec<u32> {
     filters
         .iter()
         .map(|(_, f)| {
-            let n = next.entry(place_of(f, 0)).or_insert(0);
+            let n = next.entry(Place::of(f, 0)).or_insert(0);
             *n += 1;
             *n
         })
@@ -208,7 +194,7 @@ pub fn layout(method: Method, chain: u32, filters: &[(u32, Filter)]) -> Vec<(u32
     ordered
         .into_iter()
         .zip(hs)
-        .map(|((r, f), h)| (r, place_of(&f, h), f))
+        .map(|((r, f), h)| (r, Place::of(&f, h), f))
         .collect()
 }
 
@@ -410,11 +396,7 @@ fn add_all(txn: &mut Txn, filters: &[(u32, Place, Filter)], report: &mut Report)
             }
             Err(e) if f.hardware => refused.push(Refusal {
                 rule: *rule,
-                reason: match (&e.message, e.errno) {
-                    (Some(m), 0) => m.clone(),
-                    (Some(m), n) => format!("{}: {m}", std::io::Error::from_raw_os_error(n)),
-                    (None, n) => std::io::Error::from_raw_os_error(n).to_string(),
-                },
+                reason: e.reason(),
             }),
             Err(e) => {
                 failure.get_or_insert(e.to_string());

@@ -158,29 +158,17 @@ struct Scratch<'t> {
     tc: &'t mut Tc,
     ifindex: i32,
     hook: Hook,
-    /// (chain, prio, ethertype) with filters to remove.
-    used: std::collections::BTreeSet<(u32, u16, u16)>,
+    /// Places (handle 0: the whole priority) with filters to remove.
+    used: std::collections::BTreeSet<Place>,
 }
 
 impl Scratch<'_> {
     fn try_add(&mut self, f: &Filter, handle: u32) -> Result<(), String> {
-        let ethertype = match f.protocol {
-            Protocol::Ip => 0x0800,
-            Protocol::Ipv6 => 0x86dd,
-            Protocol::Vlan(_) => 0x8100,
-            Protocol::All => 0x0003,
-        };
-        match self.tc.add(self.ifindex, self.hook, f, handle) {
-            Ok(()) => {
-                self.used.insert((f.chain, f.prio, ethertype));
-                Ok(())
-            }
-            Err(e) => Err(match (&e.message, e.errno) {
-                (Some(m), n) if n != 0 => format!("{}: {m}", std::io::Error::from_raw_os_error(n)),
-                (Some(m), _) => m.clone(),
-                (None, n) => std::io::Error::from_raw_os_error(n).to_string(),
-            }),
-        }
+        self.tc
+            .add(self.ifindex, self.hook, f, handle)
+            .map_err(|e| e.reason())?;
+        self.used.insert(Place::of(f, 0));
+        Ok(())
     }
 
     /// One trial: add, then remove at once.
@@ -192,13 +180,7 @@ impl Scratch<'_> {
     /// Remove every priority the trials used (handle 0: the whole
     /// priority).
     fn clear(&mut self) -> Result<(), String> {
-        for (chain, prio, ethertype) in std::mem::take(&mut self.used) {
-            let place = Place {
-                chain,
-                prio,
-                ethertype,
-                handle: 0,
-            };
+        for place in std::mem::take(&mut self.used) {
             self.tc
                 .delete(self.ifindex, self.hook, place)
                 .map_err(|e| format!("removing probe filters: {e}"))?;

@@ -51,6 +51,18 @@ impl fmt::Display for TcError {
 
 impl std::error::Error for TcError {}
 
+impl TcError {
+    /// The kernel's answer alone (errno and extended ack), without what was
+    /// asked: the reason a NIC gives for refusing a filter.
+    pub fn reason(&self) -> String {
+        match (&self.message, self.errno) {
+            (Some(m), 0) => m.clone(),
+            (Some(m), n) => format!("{}: {m}", std::io::Error::from_raw_os_error(n)),
+            (None, n) => std::io::Error::from_raw_os_error(n).to_string(),
+        }
+    }
+}
+
 /// The extended-ack message in an error's payload. With NETLINK_CAP_ACK
 /// the payload is the code's 16-byte request header followed by
 /// attributes; NLMSGERR_ATTR_MSG (1) is the text.
@@ -92,6 +104,18 @@ pub struct Place {
     /// The EtherType in host order (0x0003 for all).
     pub ethertype: u16,
     pub handle: u32,
+}
+
+impl Place {
+    /// Where `f` goes at `handle`.
+    pub fn of(f: &Filter, handle: u32) -> Place {
+        Place {
+            chain: f.chain,
+            prio: f.prio,
+            ethertype: f.protocol.ethertype(),
+            handle,
+        }
+    }
 }
 
 /// One filter read back from the kernel.
@@ -166,8 +190,8 @@ impl Tc {
         NetlinkMessage::new(header, NetlinkPayload::InnerMessage(payload))
     }
 
-    /// Make sure `ifindex` has a clsact qdisc; true if this call added it.
-    pub fn ensure_clsact(&mut self, ifindex: i32) -> Result<bool, TcError> {
+    /// The clsact qdisc of `ifindex`, as a message body.
+    fn clsact(ifindex: i32) -> TcMessage {
         let mut q = TcMessage::with_index(ifindex);
         q.header.parent = TcHandle::CLSACT;
         q.header.handle = TcHandle {
@@ -175,8 +199,13 @@ impl Tc {
             minor: 0,
         };
         q.attributes.push(TcAttribute::Kind("clsact".into()));
+        q
+    }
+
+    /// Make sure `ifindex` has a clsact qdisc; true if this call added it.
+    pub fn ensure_clsact(&mut self, ifindex: i32) -> Result<bool, TcError> {
         let msg = Self::message(
-            RouteNetlinkMessage::NewQueueDiscipline(q),
+            RouteNetlinkMessage::NewQueueDiscipline(Self::clsact(ifindex)),
             NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL,
         );
         match self.call(msg, || format!("adding the clsact qdisc to interface {ifindex}")) {
@@ -189,29 +218,19 @@ impl Tc {
     /// Delete the clsact qdisc of `ifindex`, and with it every filter on
     /// both hooks.
     pub fn delete_clsact(&mut self, ifindex: i32) -> Result<(), TcError> {
-        let mut q = TcMessage::with_index(ifindex);
-        q.header.parent = TcHandle::CLSACT;
-        q.header.handle = TcHandle {
-            major: 0xffff,
-            minor: 0,
-        };
-        q.attributes.push(TcAttribute::Kind("clsact".into()));
-        let msg = Self::message(RouteNetlinkMessage::DelQueueDiscipline(q), NLM_F_REQUEST | NLM_F_ACK);
+        let msg = Self::message(
+            RouteNetlinkMessage::DelQueueDiscipline(Self::clsact(ifindex)),
+            NLM_F_REQUEST | NLM_F_ACK,
+        );
         self.call(msg, || format!("deleting the clsact qdisc of interface {ifindex}"))
             .map(drop)
     }
 
     /// Add `filter` at `handle` (0: the kernel picks one) on `hook`.
     pub fn add(&mut self, ifindex: i32, hook: Hook, filter: &Filter, handle: u32) -> Result<(), TcError> {
-        let mut msg = filter.request(ifindex, hook, 0);
-        set_handle(&mut msg, handle);
-        self.call(msg, || {
-            format!(
-                "adding filter chain {} prio {} handle {handle:#x}",
-                filter.chain, filter.prio
-            )
-        })
-        .map(drop)
+        self.add_many(ifindex, hook, &[(filter, handle)])
+            .pop()
+            .expect("one result per filter")
     }
 
     /// Add many filters, pipelined: up to `WINDOW` requests are sent before
