@@ -1,7 +1,7 @@
 //! Verilates `rtl/` and builds the C++ model with a cxx bridge.
 //!
-//! One model per table size in `SIZES` (Verilator fixes parameters when it
-//! generates C++): `verilator --cc`, then the generated C++ and Verilator's
+//! One model per module and parameter set in `models()` (Verilator fixes
+//! parameters when it generates C++): `verilator --cc`, then the generated C++ and Verilator's
 //! runtime compiled with the `cc` crate, then the wrapper (`cpp/`) with
 //! cxx-build. Needs Debian's `verilator` (scripts/setup.sh installs it).
 
@@ -12,6 +12,34 @@ use std::process::Command;
 /// checkers (compiler/src/tcam/layout.rs, PACKET_KEY_BITS).
 const SIZES: [u32; 2] = [256, 1024];
 const KEY_BITS: u32 = 345;
+/// Stream data widths the parser is built at (bits).
+const WIDTHS: [u32; 2] = [64, 512];
+
+/// One Verilated model: the top module, the C++ class prefix, parameters.
+struct Model {
+    top: &'static str,
+    prefix: String,
+    params: Vec<(&'static str, u32)>,
+}
+
+fn models() -> Vec<Model> {
+    let mut v = Vec::new();
+    for n in SIZES {
+        v.push(Model {
+            top: "palisade_tcam",
+            prefix: format!("Vtcam{n}"),
+            params: vec![("N", n), ("W", KEY_BITS)],
+        });
+    }
+    for w in WIDTHS {
+        v.push(Model {
+            top: "palisade_parser",
+            prefix: format!("Vparser{w}"),
+            params: vec![("DATA_W", w)],
+        });
+    }
+    v
+}
 
 fn verilator_root() -> PathBuf {
     let out = Command::new("verilator")
@@ -29,16 +57,18 @@ fn main() {
     let root = verilator_root();
     let include = root.join("include");
 
+    let models = models();
     let mut generated = Vec::new();
-    for n in SIZES {
-        let prefix = format!("Vtcam{n}");
-        let mdir = out.join(&prefix);
-        let status = Command::new("verilator")
-            .args(["--cc", "palisade_tcam.v", "--top-module", "palisade_tcam"])
+    for m in &models {
+        let mdir = out.join(&m.prefix);
+        let mut cmd = Command::new("verilator");
+        cmd.args(["--cc", &format!("{}.v", m.top), "--top-module", m.top])
             .arg("--prefix")
-            .arg(&prefix)
-            .arg(format!("-GN={n}"))
-            .arg(format!("-GW={KEY_BITS}"))
+            .arg(&m.prefix);
+        for (name, value) in &m.params {
+            cmd.arg(format!("-G{name}={value}"));
+        }
+        let status = cmd
             .args([
                 "--threads",
                 "1",
@@ -54,7 +84,7 @@ fn main() {
             .current_dir(&rtl)
             .status()
             .expect("run verilator");
-        assert!(status.success(), "verilator failed on rtl/palisade_tcam.v (N = {n})");
+        assert!(status.success(), "verilator failed on rtl/{}.v ({})", m.top, m.prefix);
         for e in std::fs::read_dir(&mdir).unwrap() {
             let p = e.unwrap().path();
             if p.extension().is_some_and(|x| x == "cpp") {
@@ -74,14 +104,15 @@ fn main() {
         .files(&generated)
         .file(include.join("verilated.cpp"))
         .file(include.join("verilated_threads.cpp"));
-    for n in SIZES {
-        model.include(out.join(format!("Vtcam{n}")));
+    for m in &models {
+        model.include(out.join(&m.prefix));
     }
     model.compile("palisade_rtl");
 
     let mut bridge = cxx_build::bridge("src/rtl.rs");
     bridge
         .file("cpp/tcam.cpp")
+        .file("cpp/parser.cpp")
         .std("c++17")
         // Verilator's own headers trip this one.
         .flag_if_supported("-Wno-unused-parameter")
@@ -89,14 +120,21 @@ fn main() {
         .include(&include)
         .include(include.join("vltstd"))
         .include(&manifest);
-    for n in SIZES {
-        bridge.include(out.join(format!("Vtcam{n}")));
+    for m in &models {
+        bridge.include(out.join(&m.prefix));
     }
     bridge.compile("palisade_sim_bridge");
     println!("cargo:rustc-link-lib=pthread");
     println!("cargo:rustc-link-lib=atomic");
     println!("cargo:rerun-if-changed={}", rtl.display());
-    for f in ["cpp/tcam.h", "cpp/tcam.cpp", "src/rtl.rs"] {
+    for f in [
+        "cpp/tcam.h",
+        "cpp/tcam.cpp",
+        "cpp/parser.h",
+        "cpp/parser.cpp",
+        "cpp/stream.h",
+        "src/rtl.rs",
+    ] {
         println!("cargo:rerun-if-changed={f}");
     }
 }

@@ -4,16 +4,29 @@
 //! Today: the TCAM stage (`rtl/palisade_tcam.v`), built by `build.rs` at
 //! 256 and 1,024 entries of Palisade's 345-bit key, and [`SimTcam`], which
 //! loads a table into the inactive bank, commits it, and streams keys one
-//! per clock. Still to come (the simulation issue): the packet input and
-//! header parser, the action stage with meters and counters, the flower
-//! decoder, `palisade sim` and `eval --engine sim`.
+//! per clock; the packet input and header parser
+//! (`rtl/palisade_parser.v`), built with 64- and 512-bit streams, and
+//! [`parser::SimParser`], which streams frames through it with random gaps
+//! and backpressure. Still to come (the simulation issue): the action stage
+//! with meters and counters, the flower decoder, `palisade sim` and
+//! `eval --engine sim`.
 
+pub mod parser;
 mod rtl;
 
 use compiler::tcam::layout::{Bits, PACKET_KEY_BITS};
 
 /// 32-bit words of a key crossing into the model.
 pub const KEY_WORDS_32: usize = PACKET_KEY_BITS.div_ceil(32) as usize;
+
+/// Key bits from the model's 32-bit words.
+pub(crate) fn from_words(w: &[u32]) -> Bits {
+    let mut b = Bits::default();
+    for (i, x) in w.iter().enumerate() {
+        b.0[i / 2] |= u64::from(*x) << (32 * (i % 2));
+    }
+    b
+}
 
 /// One Verilated TCAM stage.
 pub struct SimTcam {

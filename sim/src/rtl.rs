@@ -1,9 +1,10 @@
-//! The cxx bridge to the Verilated pipeline (`cpp/tcam.h`).
+//! The cxx bridge to the Verilated pipeline (`cpp/`).
 
 #[cxx::bridge(namespace = "palisade")]
 pub(crate) mod ffi {
     unsafe extern "C++" {
         include!("sim/cpp/tcam.h");
+        include!("sim/cpp/parser.h");
 
         type Tcam;
 
@@ -18,5 +19,26 @@ pub(crate) mod ffi {
         fn commit(self: Pin<&mut Tcam>);
         fn lookup(self: Pin<&mut Tcam>, keys: &[u32], out: &mut [i32]) -> Result<()>;
         fn idle(self: Pin<&mut Tcam>, clocks: u64);
+
+        type Parser;
+
+        fn new_parser(data_bits: u32) -> UniquePtr<Parser>;
+        fn parser_widths() -> Vec<u32>;
+
+        fn data_bits(self: &Parser) -> u32;
+        fn cycles(self: &Parser) -> u64;
+        #[allow(clippy::too_many_arguments)]
+        fn run(
+            self: Pin<&mut Parser>,
+            bytes: &[u8],
+            lens: &[u32],
+            gap_pct: u32,
+            stall_pct: u32,
+            seed: u64,
+            out_class: &mut [u8],
+            out_ethertype: &mut [u16],
+            out_len: &mut [u32],
+            out_key: &mut [u32],
+        ) -> Result<()>;
     }
 }
