@@ -10,7 +10,9 @@
 //
 // For each frame, one result leaves on m_* (m_valid / m_ready): the class
 // (an IP packet with its key, a non-IP frame with its EtherType, or a
-// malformed frame with the reason), and the frame length in bytes. The key
+// malformed frame with the reason), the frame length in bytes, and the
+// tuser sideband of the frame's first beat (the pipeline's arrival
+// timestamp). The key
 // is Palisade's match key (compiler/src/tcam/layout.rs) without the range
 // checker bits, read exactly as the reference parser does
 // (compiler/src/wire.rs, rules 1-6): two VLAN tags at most, IPv4 with
@@ -39,6 +41,9 @@ module palisade_parser #(
     parameter integer DATA_W = 64,
     // Byte lanes of a beat; derived, do not set.
     parameter integer KEEP_W = DATA_W / 8,
+    // Width of the tuser sideband carried from a frame's first beat to
+    // its result; at least 1.
+    parameter integer USER_W = 1,
     // Bits of a lane index; derived, do not set.
     parameter integer LANE_W = (KEEP_W > 1) ? $clog2(KEEP_W) : 1
 ) (
@@ -50,6 +55,7 @@ module palisade_parser #(
     input  wire              s_axis_tvalid,
     output wire              s_axis_tready,
     input  wire              s_axis_tlast,
+    input  wire [USER_W-1:0] s_axis_tuser,
     // One result per frame.
     output reg               m_valid,
     input  wire              m_ready,
@@ -61,12 +67,17 @@ module palisade_parser #(
     output reg [4:0]         m_class,
     output reg [15:0]        m_ethertype,
     output reg [344:0]       m_key,
-    output reg [31:0]        m_len
+    output reg [31:0]        m_len,
+    output reg [USER_W-1:0]  m_user
 );
 
     initial begin
         if (DATA_W < 64 || DATA_W > 4096 || DATA_W % 8 != 0) begin
             $display("palisade_parser: DATA_W = %0d is not a multiple of 8 in 64..4096", DATA_W);
+            $finish;
+        end
+        if (USER_W < 1) begin
+            $display("palisade_parser: USER_W = %0d must be at least 1", USER_W);
             $finish;
         end
     end
@@ -122,7 +133,10 @@ module palisade_parser #(
     reg [DATA_W-1:0] b_data;
     reg [KEEP_W-1:0] b_keep;
     reg              b_last;
+    reg [USER_W-1:0] b_user;
     reg [31:0]       b_off;
+    // tuser of the frame's first beat.
+    reg [USER_W-1:0] frame_user;
     // Offset of the next beat of this frame.
     reg [31:0]       next_off;
     // The frame's last beat is read: its result is due.
@@ -533,6 +547,8 @@ module palisade_parser #(
             b_data <= {DATA_W{1'b0}};
             b_keep <= {KEEP_W{1'b0}};
             b_last <= 1'b0;
+            b_user <= {USER_W{1'b0}};
+            frame_user <= {USER_W{1'b0}};
             b_off <= 32'd0;
             next_off <= 32'd0;
             fin <= 1'b0;
@@ -542,6 +558,7 @@ module palisade_parser #(
             m_ethertype <= 16'd0;
             m_key <= 345'd0;
             m_len <= 32'd0;
+            m_user <= {USER_W{1'b0}};
         end else begin
             if (m_valid && m_ready) m_valid <= 1'b0;
             if (emit) begin
@@ -551,7 +568,11 @@ module palisade_parser #(
                 m_ethertype <= ethertype;
                 m_key <= (result == C_IP) ? key : 345'd0;
                 m_len <= frame_len;
+                m_user <= frame_user;
             end
+            // A frame's first beat is read (at least once) before its
+            // result is due and after the previous frame's left.
+            if (step && b_off == 32'd0) frame_user <= b_user;
             if (consume) begin
                 next_off <= b_last ? 32'd0 : beat_end;
                 if (b_last) begin
@@ -565,6 +586,7 @@ module palisade_parser #(
                     b_data <= s_axis_tdata;
                     b_keep <= s_axis_tkeep;
                     b_last <= s_axis_tlast;
+                    b_user <= s_axis_tuser;
                     b_off <= consume ? (b_last ? 32'd0 : beat_end) : next_off;
                 end
             end

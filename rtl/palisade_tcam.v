@@ -1,10 +1,12 @@
 `default_nettype none
 // palisade_tcam: the TCAM stage of Palisade's SmartNIC match pipeline.
 //
-// N entries of W bits (value, mask, valid) in each of two banks. Lookups
-// use the active bank; configuration writes go to the other one, and a
-// commit makes it active between two lookups, so a whole table changes
-// atomically: every key is looked up in one bank only.
+// N entries of W bits (value, mask, valid) in each of two banks. Every key
+// comes with the bank it is looked up in, and configuration writes name
+// their bank: the pipeline (palisade_pipeline.v) holds the one commit
+// register, writes only the bank no key uses, and tags each packet with
+// the active bank as it enters, so a whole table changes atomically: every
+// packet is decided by one bank.
 //
 // Priority is the entry index: the lowest-numbered valid entry whose
 // value equals the key on every bit its mask has set wins. The driver
@@ -27,17 +29,16 @@ module palisade_tcam #(
 ) (
     input  wire          clk,
     input  wire          rst,
-    // Configuration: write entry cfg_index of the inactive bank.
+    // Configuration: write entry cfg_index of bank cfg_bank.
     input  wire          cfg_we,
+    input  wire          cfg_bank,
     input  wire [IW-1:0] cfg_index,
     input  wire [W-1:0]  cfg_value,
     input  wire [W-1:0]  cfg_mask,
     input  wire          cfg_entry_valid,
-    // Make the inactive bank active (takes effect for the next key).
-    input  wire          cfg_commit,
-    output reg           active_bank,
-    // Lookup.
+    // Lookup of key in bank key_bank.
     input  wire          key_valid,
+    input  wire          key_bank,
     input  wire [W-1:0]  key,
     output reg           res_valid,
     output reg           res_hit,
@@ -62,27 +63,39 @@ module palisade_tcam #(
     reg [W-1:0] mask  [0:SLOTS-1];
     reg [SLOTS-1:0] entry_valid;
 
-    wire inactive = ~active_bank;
+    // Two narrow slices of every entry, kept apart as well and compared
+    // before the whole key: they change nothing in the answer (the whole
+    // key is compared too), but most entries differ from a key there, so a
+    // simulator mostly reads these small arrays and rarely the wide ones.
+    // On Palisade's key they are the low 32 bits of the destination (bit
+    // 88) and source (bit 216) address; on a narrower key, the low bits.
+    localparam integer QW = (W >= 32) ? 32 : W;
+    localparam integer Q0 = (W >= 120) ? 88 : 0;
+    localparam integer Q1 = (W >= 248) ? 216 : 0;
+    reg [2*QW-1:0] qvalue [0:SLOTS-1];
+    reg [2*QW-1:0] qmask  [0:SLOTS-1];
 
     always @(posedge clk) begin
         if (rst) begin
-            active_bank <= 1'b0;
-            entry_valid <= {SLOTS{1'b0}};
-        end else begin
-            if (cfg_we) begin
-                value[{inactive, cfg_index}] <= cfg_value & cfg_mask;
-                mask[{inactive, cfg_index}] <= cfg_mask;
-                entry_valid[{inactive, cfg_index}] <= cfg_entry_valid;
-            end
-            if (cfg_commit) begin
-                active_bank <= inactive;
-            end
+            /* verilator lint_off WIDTHCONCAT */
+            entry_valid <= {SLOTS{1'b0}};   // wide on purpose at large N
+            /* verilator lint_on WIDTHCONCAT */
+        end else if (cfg_we) begin
+            value[{cfg_bank, cfg_index}] <= cfg_value & cfg_mask;
+            mask[{cfg_bank, cfg_index}] <= cfg_mask;
+            qvalue[{cfg_bank, cfg_index}] <= {cfg_value[Q1 +: QW] & cfg_mask[Q1 +: QW],
+                                              cfg_value[Q0 +: QW] & cfg_mask[Q0 +: QW]};
+            qmask[{cfg_bank, cfg_index}] <= {cfg_mask[Q1 +: QW], cfg_mask[Q0 +: QW]};
+            entry_valid[{cfg_bank, cfg_index}] <= cfg_entry_valid;
         end
     end
 
-    // The compare: the lowest matching index of the active bank. hit and
-    // index are the loop's own temporaries, assigned with `=` on purpose
-    // (the priority chain); only the res_* registers leave the block.
+    // The compare: the lowest matching index of the key's bank. hit and
+    // index are the loop's own temporaries, assigned with `=` on purpose;
+    // only the res_* registers leave the block. The loop stops at the
+    // first match, which is the priority encoder's answer; a simulator then
+    // pays for the entries before it only.
+    wire [2*QW-1:0] qkey = {key[Q1 +: QW], key[Q0 +: QW]};
     integer i;
     reg hit;
     reg [IW-1:0] index;
@@ -97,9 +110,10 @@ module palisade_tcam #(
             if (key_valid) begin
                 hit = 1'b0;
                 index = {IW{1'b0}};
-                for (i = N - 1; i >= 0; i = i - 1) begin
-                    if (entry_valid[{active_bank, i[IW-1:0]}]
-                        && ((key & mask[{active_bank, i[IW-1:0]}]) == value[{active_bank, i[IW-1:0]}])) begin
+                for (i = 0; i < N && !hit; i = i + 1) begin
+                    if (entry_valid[{key_bank, i[IW-1:0]}]
+                        && ((qkey & qmask[{key_bank, i[IW-1:0]}]) == qvalue[{key_bank, i[IW-1:0]}])
+                        && ((key & mask[{key_bank, i[IW-1:0]}]) == value[{key_bank, i[IW-1:0]}])) begin
                         hit = 1'b1;
                         index = i[IW-1:0];
                     end

@@ -14,6 +14,9 @@ const SIZES: [u32; 2] = [256, 1024];
 const KEY_BITS: u32 = 345;
 /// Stream data widths the parser is built at (bits).
 const WIDTHS: [u32; 2] = [64, 512];
+/// Table sizes (entries and rules per bank) the whole pipeline is built
+/// at, with a 512-bit stream and the `fpga` profile's 8 range checkers.
+const NIC_SIZES: [u32; 3] = [256, 1024, 8192];
 
 /// One Verilated model: the top module, the C++ class prefix, parameters.
 struct Model {
@@ -35,7 +38,14 @@ fn models() -> Vec<Model> {
         v.push(Model {
             top: "palisade_parser",
             prefix: format!("Vparser{w}"),
-            params: vec![("DATA_W", w)],
+            params: vec![("DATA_W", w), ("USER_W", 32)],
+        });
+    }
+    for n in NIC_SIZES {
+        v.push(Model {
+            top: "palisade_pipeline",
+            prefix: format!("Vnic{n}"),
+            params: vec![("DATA_W", 512), ("N", n), ("RULES", n), ("R", 8)],
         });
     }
     v
@@ -61,8 +71,10 @@ fn main() {
     let mut generated = Vec::new();
     for m in &models {
         let mdir = out.join(&m.prefix);
+        // Verilator names files by content hash: old ones would linger.
+        let _ = std::fs::remove_dir_all(&mdir);
         let mut cmd = Command::new("verilator");
-        cmd.args(["--cc", &format!("{}.v", m.top), "--top-module", m.top])
+        cmd.args(["--cc", &format!("{}.v", m.top), "-y", ".", "--top-module", m.top])
             .arg("--prefix")
             .arg(&m.prefix);
         for (name, value) in &m.params {
@@ -113,6 +125,7 @@ fn main() {
     bridge
         .file("cpp/tcam.cpp")
         .file("cpp/parser.cpp")
+        .file("cpp/nic.cpp")
         .std("c++17")
         // Verilator's own headers trip this one.
         .flag_if_supported("-Wno-unused-parameter")

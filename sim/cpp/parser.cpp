@@ -15,18 +15,17 @@ namespace {
 template <typename M, uint32_t BITS>
 class ParserModel final : public Parser {
  public:
-  ParserModel() : ctx_(new VerilatedContext), m_(new M(ctx_.get())) {
-    m_->rst = 1;
-    m_->s_axis_tvalid = 0;
-    m_->m_ready = 0;
-    tick();
-    tick();
-    m_->rst = 0;
+  ParserModel() {
+    v_.m->rst = 1;
+    v_.m->s_axis_tvalid = 0;
+    v_.m->m_ready = 0;
+    v_.tick();
+    v_.tick();
+    v_.m->rst = 0;
   }
-  ~ParserModel() override { m_->final(); }
 
   uint32_t data_bits() const override { return BITS; }
-  uint64_t cycles() const override { return cycles_; }
+  uint64_t cycles() const override { return v_.cycles; }
 
   void run(rust::Slice<const uint8_t> bytes, rust::Slice<const uint32_t> lens, uint32_t gap_pct,
            uint32_t stall_pct, uint64_t seed, rust::Slice<uint8_t> out_class,
@@ -43,28 +42,34 @@ class ParserModel final : public Parser {
       // Inputs for this clock: the source keeps an offered beat until it
       // is taken; a new one is offered unless a gap is drawn.
       if (!src.offered() && !src.finished() && !rng.chance(gap_pct)) src.offer();
-      m_->s_axis_tvalid = src.offered();
+      v_.m->s_axis_tvalid = src.offered();
       if (src.offered()) {
         const Beat& b = src.beat();
-        set_data(m_->s_axis_tdata, b.data);
-        m_->s_axis_tkeep = b.keep;
-        m_->s_axis_tlast = b.last;
+        set_data(v_.m->s_axis_tdata, b.data);
+        v_.m->s_axis_tkeep = b.keep;
+        v_.m->s_axis_tlast = b.last;
+        // The frame's number rides in tuser and must come back with its
+        // result.
+        v_.m->s_axis_tuser = static_cast<uint32_t>(src.frame());
       }
-      m_->m_ready = !rng.chance(stall_pct);
-      m_->clk = 0;
-      m_->eval();
-      const bool took_beat = src.offered() && m_->s_axis_tready;
-      const bool took_result = m_->m_valid && m_->m_ready;
+      v_.m->m_ready = !rng.chance(stall_pct);
+      v_.m->clk = 0;
+      v_.m->eval();
+      const bool took_beat = src.offered() && v_.m->s_axis_tready;
+      const bool took_result = v_.m->m_valid && v_.m->m_ready;
       if (took_result) {
-        out_class[done] = m_->m_class;
-        out_ethertype[done] = m_->m_ethertype;
-        out_len[done] = m_->m_len;
-        for (size_t w = 0; w < kKeyWords; w++) out_key[done * kKeyWords + w] = m_->m_key[w];
+        if (v_.m->m_user != static_cast<uint32_t>(done))
+          throw std::runtime_error("result " + std::to_string(done) + " carries the tuser of frame " +
+                                   std::to_string(v_.m->m_user));
+        out_class[done] = v_.m->m_class;
+        out_ethertype[done] = v_.m->m_ethertype;
+        out_len[done] = v_.m->m_len;
+        for (size_t w = 0; w < kKeyWords; w++) out_key[done * kKeyWords + w] = v_.m->m_key[w];
         done++;
       }
-      m_->clk = 1;
-      m_->eval();
-      cycles_++;
+      v_.m->clk = 1;
+      v_.m->eval();
+      v_.cycles++;
       if (took_beat) src.taken();
       quiet = (took_beat || took_result) ? 0 : quiet + 1;
       if (quiet > 10000)
@@ -72,23 +77,13 @@ class ParserModel final : public Parser {
                                  std::to_string(done) + " results");
     }
     if (!src.finished() || src.offered()) throw std::runtime_error("results for every frame before all beats were read");
-    m_->s_axis_tvalid = 0;
+    v_.m->s_axis_tvalid = 0;
   }
 
  private:
   static constexpr size_t kKeyWords = (345 + 31) / 32;
 
-  void tick() {
-    m_->clk = 0;
-    m_->eval();
-    m_->clk = 1;
-    m_->eval();
-    cycles_++;
-  }
-
-  std::unique_ptr<VerilatedContext> ctx_;
-  std::unique_ptr<M> m_;
-  uint64_t cycles_ = 0;
+  Clocked<M> v_;
 };
 
 }  // namespace

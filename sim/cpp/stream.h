@@ -1,7 +1,9 @@
-// Cutting frames into stream beats, and the random draws of the drivers.
+// What the drivers share: a clocked Verilated model, frames cut into
+// stream beats, random draws.
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <stdexcept>
 #include <vector>
 
@@ -9,6 +11,25 @@
 #include "verilated.h"
 
 namespace palisade {
+
+// A Verilated model M with its context and a clock.
+template <typename M>
+struct Clocked {
+  Clocked() : ctx(new VerilatedContext), m(new M(ctx.get())) {}
+  ~Clocked() { m->final(); }
+  // One clock: the inputs as set now are sampled on the rising edge.
+  void tick() {
+    m->clk = 0;
+    m->eval();
+    m->clk = 1;
+    m->eval();
+    cycles++;
+  }
+  std::unique_ptr<VerilatedContext> ctx;
+  std::unique_ptr<M> m;
+  // Clocks run (or skipped) since creation.
+  uint64_t cycles = 0;
+};
 
 // One beat: lanes 0.. of `data`, `keep` bit i for lane i.
 struct Beat {
@@ -32,6 +53,10 @@ class BeatSource {
   }
 
   bool finished() const { return frame_ >= lens_.size(); }
+  // The next (or offered) beat is its frame's first.
+  bool at_frame_start() const { return in_frame_ == 0; }
+  // The frame the next (or offered) beat belongs to.
+  size_t frame() const { return frame_; }
   bool offered() const { return offered_; }
   const Beat& beat() const { return beat_; }
 

@@ -4,6 +4,7 @@
 
 #include "Vtcam1024.h"
 #include "Vtcam256.h"
+#include "sim/cpp/stream.h"
 #include "verilated.h"
 #include "sim/src/rtl.rs.h"
 
@@ -13,40 +14,38 @@ namespace {
 template <typename M, uint32_t N>
 class Model final : public Tcam {
  public:
-  Model() : ctx_(new VerilatedContext), m_(new M(ctx_.get())) { reset(); }
-  ~Model() override { m_->final(); }
+  Model() { reset(); }
 
   uint32_t entries() const override { return N; }
   uint32_t key_bits() const override { return 345; }
-  uint64_t cycles() const override { return cycles_; }
+  uint64_t cycles() const override { return v_.cycles; }
 
   void reset() override {
-    m_->rst = 1;
-    m_->cfg_we = 0;
-    m_->cfg_commit = 0;
-    m_->key_valid = 0;
-    tick();
-    tick();
-    m_->rst = 0;
+    v_.m->rst = 1;
+    v_.m->cfg_we = 0;
+    v_.m->key_valid = 0;
+    active_ = 0;
+    v_.tick();
+    v_.tick();
+    v_.m->rst = 0;
   }
 
   void write(uint32_t index, rust::Slice<const uint32_t> value, rust::Slice<const uint32_t> mask,
              bool valid) override {
     if (index >= N) throw std::out_of_range("TCAM entry index beyond the table");
-    m_->cfg_we = 1;
-    m_->cfg_index = index;
-    copy(m_->cfg_value, value);
-    copy(m_->cfg_mask, mask);
-    m_->cfg_entry_valid = valid;
-    tick();
-    m_->cfg_we = 0;
+    v_.m->cfg_we = 1;
+    v_.m->cfg_bank = !active_;
+    v_.m->cfg_index = index;
+    copy(v_.m->cfg_value, value);
+    copy(v_.m->cfg_mask, mask);
+    v_.m->cfg_entry_valid = valid;
+    v_.tick();
+    v_.m->cfg_we = 0;
   }
 
-  void commit() override {
-    m_->cfg_commit = 1;
-    tick();
-    m_->cfg_commit = 0;
-  }
+  // The commit register is the driver's here (the pipeline's in
+  // palisade_pipeline.v): keys name the active bank, writes the other.
+  void commit() override { active_ = !active_; }
 
   void lookup(rust::Slice<const uint32_t> keys, rust::Slice<int32_t> out) override {
     const size_t words = kWords;
@@ -54,17 +53,18 @@ class Model final : public Tcam {
     // Key k goes in on clock k; its result is registered on that edge and
     // read after it.
     for (size_t k = 0; k < out.size(); k++) {
-      m_->key_valid = 1;
-      for (size_t w = 0; w < words; w++) m_->key[w] = keys[k * words + w];
-      tick();
-      out[k] = (m_->res_valid && m_->res_hit) ? static_cast<int32_t>(m_->res_index) : -1;
+      v_.m->key_valid = 1;
+      v_.m->key_bank = active_;
+      for (size_t w = 0; w < words; w++) v_.m->key[w] = keys[k * words + w];
+      v_.tick();
+      out[k] = (v_.m->res_valid && v_.m->res_hit) ? static_cast<int32_t>(v_.m->res_index) : -1;
     }
-    m_->key_valid = 0;
+    v_.m->key_valid = 0;
   }
 
   void idle(uint64_t clocks) override {
-    m_->key_valid = 0;
-    for (uint64_t i = 0; i < clocks; i++) tick();
+    v_.m->key_valid = 0;
+    for (uint64_t i = 0; i < clocks; i++) v_.tick();
   }
 
  private:
@@ -77,17 +77,8 @@ class Model final : public Tcam {
     dst[kWords - 1] &= (1u << (345 % 32)) - 1;
   }
 
-  void tick() {
-    m_->clk = 0;
-    m_->eval();
-    m_->clk = 1;
-    m_->eval();
-    cycles_++;
-  }
-
-  std::unique_ptr<VerilatedContext> ctx_;
-  std::unique_ptr<M> m_;
-  uint64_t cycles_ = 0;
+  Clocked<M> v_;
+  bool active_ = false;
 };
 
 }  // namespace

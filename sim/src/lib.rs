@@ -7,10 +7,17 @@
 //! per clock; the packet input and header parser
 //! (`rtl/palisade_parser.v`), built with 64- and 512-bit streams, and
 //! [`parser::SimParser`], which streams frames through it with random gaps
-//! and backpressure. Still to come (the simulation issue): the action stage
-//! with meters and counters, the flower decoder, `palisade sim` and
+//! and backpressure; and the whole pipeline (`rtl/palisade_pipeline.v`:
+//! parser, range checkers, TCAM, action stage with buckets and counters,
+//! register bus), built at 256, 1,024 and 8,192 entries with a 512-bit
+//! stream, and [`nic::SimNic`], which loads a [`nic::NicTable`] through the
+//! registers, streams frames at the clocks their timestamps map to (with
+//! register operations beside the traffic, such as a bank swap) and
+//! returns per-frame verdicts and per-rule counters. Still to come (the
+//! simulation issue): the flower decoder, `palisade sim` and
 //! `eval --engine sim`.
 
+pub mod nic;
 pub mod parser;
 mod rtl;
 

@@ -5,6 +5,7 @@ pub(crate) mod ffi {
     unsafe extern "C++" {
         include!("sim/cpp/tcam.h");
         include!("sim/cpp/parser.h");
+        include!("sim/cpp/nic.h");
 
         type Tcam;
 
@@ -39,6 +40,33 @@ pub(crate) mod ffi {
             out_ethertype: &mut [u16],
             out_len: &mut [u32],
             out_key: &mut [u32],
+        ) -> Result<()>;
+
+        type Nic;
+
+        fn new_nic(entries: u32) -> UniquePtr<Nic>;
+        fn nic_sizes() -> Vec<u32>;
+
+        fn entries(self: &Nic) -> u32;
+        fn data_bits(self: &Nic) -> u32;
+        fn cycles(self: &Nic) -> u64;
+        fn reg_write(self: Pin<&mut Nic>, addr: u32, data: u32);
+        fn reg_read(self: Pin<&mut Nic>, addr: u32) -> u32;
+        #[allow(clippy::too_many_arguments)]
+        fn run(
+            self: Pin<&mut Nic>,
+            bytes: &[u8],
+            lens: &[u32],
+            ts_ns: &[u64],
+            period_ps: u64,
+            op_frame: &[u32],
+            op_addr: &[u32],
+            op_data: &[u32],
+            out_verdict: &mut [u8],
+            out_entry: &mut [i32],
+            out_rule: &mut [i32],
+            out_class: &mut [u8],
+            out_bank: &mut [u8],
         ) -> Result<()>;
     }
 }
