@@ -17,6 +17,7 @@
 //! simulation issue): the flower decoder, `palisade sim` and
 //! `eval --engine sim`.
 
+pub mod engine;
 pub mod flower;
 pub mod nic;
 pub mod parser;

@@ -15,40 +15,15 @@
 
 use std::collections::HashMap;
 
-use compiler::classbench::{parse_rules, Actions};
-use compiler::ir::{Action, Policy, Rate, RateLimit};
+mod common;
+
+use common::{fpga, with_rate_limits as policy};
 use compiler::partition::partition;
-use compiler::profile::NicProfile;
 use compiler::tcam::layout::{frag, Bits, Field};
 use compiler::tcam::priority::overlaps;
 use offload::flower::Hook;
 use sim::flower::{decode, decode_requests};
 use sim::nic::NicTable;
-
-fn data_dir() -> std::path::PathBuf {
-    std::env::var_os("PALISADE_CLASSBENCH_DIR")
-        .map(Into::into)
-        .unwrap_or_else(|| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/classbench"))
-}
-
-/// A ClassBench set with mixed actions and every 7th rule a rate-limit.
-fn policy(set: &str) -> Policy {
-    let text = std::fs::read_to_string(data_dir().join(set)).expect("rule set");
-    let mut p = parse_rules(set, &text, Actions::Mixed).expect("rules parse");
-    for (i, r) in p.rules.iter_mut().enumerate() {
-        if i % 7 == 3 {
-            r.action = Action::RateLimit(RateLimit {
-                rate: if i % 2 == 0 {
-                    Rate::PacketsPerSecond(2_000)
-                } else {
-                    Rate::BitsPerSecond(400_000)
-                },
-                burst: 200,
-            });
-        }
-    }
-    p
-}
 
 fn canonical(v: &Bits, m: &Bits) -> (Bits, Bits) {
     let (mut v, mut m) = (*v, *m);
@@ -85,9 +60,7 @@ fn overlap(a: (&Bits, &Bits), b: (&Bits, &Bits)) -> bool {
 fn dry_run_filters_decode_into_the_partitioners_table() {
     for set in ["acl1_1K", "fw1_1K", "ipc1_1K", "acl1_1K_v6"] {
         let policy = policy(set);
-        let mut profile = NicProfile::by_name("fpga").unwrap();
-        profile.tables[0].capacity = 8192;
-        profile.max_prios = 8192;
+        let profile = fpga(8192);
         let part = partition(&policy, &profile);
         let direct = NicTable::from_partition(&policy, &part);
         let filters = offload::build::nic_filters(&policy, &part, 0, true).expect("filters");

@@ -8,53 +8,17 @@
 //! the second bank in the middle of traffic: every packet is decided by
 //! exactly one of the two tables, and the switch happens once, in order.
 
-use compiler::classbench::{parse_rules, parse_trace, trace_packet, Actions};
+mod common;
+
+use common::{data_dir, fpga, with_rate_limits as policy};
+use compiler::classbench::{parse_trace, trace_packet};
 use compiler::eval::Evaluator;
-use compiler::ir::{Action, Policy, Rate, RateLimit, Verdict};
+use compiler::ir::{Action, Policy, Verdict};
 use compiler::key::Class;
 use compiler::partition::{partition, Partition};
-use compiler::profile::NicProfile;
 use compiler::tcam::EntryAction;
 use compiler::wire::classify;
 use sim::nic::{Frame, NicResult, NicTable, NicVerdict, RuleCounters, SimNic};
-
-fn data_dir() -> std::path::PathBuf {
-    std::env::var_os("PALISADE_CLASSBENCH_DIR")
-        .map(Into::into)
-        .unwrap_or_else(|| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/classbench"))
-}
-
-/// A ClassBench set with mixed actions, and every 7th rule made a
-/// rate-limit (packets per second on even lines, bits per second on odd),
-/// so the action stage's buckets are exercised.
-fn policy(set: &str) -> Policy {
-    let text = std::fs::read_to_string(data_dir().join(set)).expect("rule set");
-    let mut p = parse_rules(set, &text, Actions::Mixed).expect("rules parse");
-    for (i, r) in p.rules.iter_mut().enumerate() {
-        if i % 7 == 3 {
-            r.action = Action::RateLimit(if i % 2 == 0 {
-                RateLimit {
-                    rate: Rate::PacketsPerSecond(2_000),
-                    burst: 3,
-                }
-            } else {
-                RateLimit {
-                    rate: Rate::BitsPerSecond(400_000),
-                    burst: 200,
-                }
-            });
-        }
-    }
-    p
-}
-
-/// The `fpga` profile with room for `entries` per bank.
-fn fpga(entries: u32) -> NicProfile {
-    let mut p = NicProfile::by_name("fpga").unwrap();
-    p.tables[0].capacity = entries;
-    p.max_prios = entries;
-    p
-}
 
 /// Frames of a set's trace as packets, 20 µs apart.
 fn frames(set: &str, n: usize) -> Vec<(Vec<u8>, u64)> {
