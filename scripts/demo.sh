@@ -77,6 +77,20 @@ echo "plan report for planners: $OUT/plan.html"
 step "the NIC share as tc-flower filters: the tc -batch script apply would install (palisade apply --dry-run --nic mlx5)"
 $P apply "$OUT/edge.yaml" --dev eth0 --nic mlx5 --dry-run | head -n 8
 
+step "simulate: the same traffic through the simulated SmartNIC (rtl/ under Verilator, loaded with the flower filters apply would send) and the host stage (palisade sim --nic fpga)"
+$P sim "$OUT/edge.yaml" --nic fpga --pcap "$OUT/edge.pcap" --write-passed "$OUT/edge-passed.pcap"
+echo "frames the policy allows: $OUT/edge-passed.pcap"
+if [ -d "$CB" ]; then
+  step "acl1_1K's trace through the simulated NIC, compared line by line with the reference on the same frames (eval --engine sim)"
+  $P eval "$CB/acl1_1K" "$CB/acl1_1K_trace" --engine sim --output verdicts > "$OUT/acl1_1K.sim"
+  $P eval "$CB/acl1_1K" "$CB/acl1_1K_trace" --as-packets --output verdicts > "$OUT/acl1_1K.ref"
+  if cmp -s "$OUT/acl1_1K.sim" "$OUT/acl1_1K.ref"; then
+    echo "all $(wc -l < "$OUT/acl1_1K.sim") verdicts and rule ids of the simulated NIC + host equal the reference's"
+  else
+    echo "MISMATCH between eval --engine sim and the reference"; exit 1
+  fi
+fi
+
 if [ "$(id -u)" -eq 0 ]; then
   step "the same traffic through the XDP program in this kernel (palisade eval --engine xdp; BPF_PROG_TEST_RUN)"
   $P eval "$OUT/edge.yaml" "$OUT/edge.pcap" --engine xdp --output summary
@@ -121,4 +135,4 @@ else
   step "XDP steps skipped: loading XDP programs needs root"
 fi
 
-step "not built yet: simulate (RTL), NIC offload (tc-flower)"
+step "not built yet: FPGA resource estimates (plan --nic fpga), the agent"

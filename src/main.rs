@@ -9,6 +9,7 @@ mod deploy;
 mod example;
 mod input;
 mod ops;
+mod simcmd;
 
 use std::io::{self, BufWriter, IsTerminal, Write};
 use std::path::{Path, PathBuf};
@@ -78,6 +79,10 @@ enum Command {
     Block(ops::BlockCommand),
     /// Sampled decisions of rules with `log`, as JSON lines (rule id, 5-tuple, verdict).
     Log(ops::LogArgs),
+    /// Run a policy through the simulated SmartNIC (rtl/ under Verilator,
+    /// configured by the flower filters `apply --nic` sends) and the host
+    /// stage; no root and no hardware needed.
+    Sim(simcmd::SimArgs),
 }
 
 #[derive(Args)]
@@ -233,7 +238,7 @@ struct TcamArgs {
 }
 
 #[derive(Args, Clone)]
-struct PolicyArgs {
+pub(crate) struct PolicyArgs {
     /// Policy file: YAML, JSON, or a ClassBench rule file.
     policy: PathBuf,
     /// How to read POLICY; `auto` takes files starting with `@` as ClassBench.
@@ -303,6 +308,10 @@ enum Engine {
     /// BPF_PROG_TEST_RUN (needs root; traces are turned into frames as with
     /// --as-packets).
     Xdp,
+    /// The simulated SmartNIC (the `fpga` profile, or --nic with one table
+    /// and no chains) and the host stage, as `palisade sim` runs them
+    /// (traces are turned into frames as with --as-packets).
+    Sim,
 }
 
 #[derive(Copy, Clone, PartialEq, Eq, ValueEnum)]
@@ -394,6 +403,7 @@ fn main() -> ExitCode {
         Command::Stats(a) => ops::stats(a).and_then(|s| stdout_write(&s)).map(|_| ExitCode::SUCCESS),
         Command::Detach(a) => ops::detach(a).and_then(|s| stdout_write(&s)).map(|_| ExitCode::SUCCESS),
         Command::Probe(a) => probe(a),
+        Command::Sim(a) => simcmd::sim(a),
         Command::Block(c) => ops::block(c).and_then(|s| stdout_write(&s)).map(|_| ExitCode::SUCCESS),
         Command::Log(a) => ops::log(a).map(|_| ExitCode::SUCCESS),
     };
@@ -466,7 +476,7 @@ fn print_diagnostics(l: &Loaded) {
 }
 
 /// Load a policy a command needs; on errors print them and return exit code 1.
-fn load_or_report(args: &PolicyArgs) -> Result<std::result::Result<(Loaded, Policy), ExitCode>> {
+pub(crate) fn load_or_report(args: &PolicyArgs) -> Result<std::result::Result<(Loaded, Policy), ExitCode>> {
     let mut l = load(args)?;
     match l.policy.take() {
         Some(p) => {
@@ -617,10 +627,15 @@ enum Decider<'p> {
         reference: Evaluator<'p>,
         unrunnable: u64,
     },
+    /// The simulated chain's decisions, made beforehand, in input order.
+    Sim {
+        decisions: Vec<compiler::eval::Decision>,
+    },
 }
 
 impl Decider<'_> {
-    fn decide(&mut self, item: &input::Item) -> Result<compiler::eval::Decision> {
+    /// Decide input `i`.
+    fn decide(&mut self, i: usize, item: &input::Item) -> Result<compiler::eval::Decision> {
         Ok(match self {
             Decider::Reference(e) => e.decide(&item.class, item.frame_len, item.ts_ns),
             Decider::Tcam(t) => t.decide(&item.class, &item.facts, item.frame_len, item.ts_ns),
@@ -637,6 +652,10 @@ impl Decider<'_> {
                     reference.decide(&item.class, item.frame_len, item.ts_ns)
                 }
             }
+            Decider::Sim { decisions } => decisions
+                .get(i)
+                .copied()
+                .ok_or_else(|| anyhow::anyhow!("more inputs than simulated decisions"))?,
         })
     }
 }
@@ -647,7 +666,7 @@ fn load_profile(name: &str) -> Result<NicProfile> {
 
 /// A profile with its table capacity replaced by `capacity` for what-if
 /// planning, and the profile's own capacity when it was replaced.
-fn load_profile_with(name: &str, capacity: Option<u32>) -> Result<(NicProfile, Option<u32>)> {
+pub(crate) fn load_profile_with(name: &str, capacity: Option<u32>) -> Result<(NicProfile, Option<u32>)> {
     let mut profile = load_profile(name)?;
     let Some(n) = capacity else {
         return Ok((profile, None));
@@ -1074,7 +1093,7 @@ fn probe(a: ProbeArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn is_root() -> bool {
+pub(crate) fn is_root() -> bool {
     // SAFETY: geteuid has no preconditions.
     unsafe { libc::geteuid() == 0 }
 }
@@ -1084,13 +1103,28 @@ fn eval(a: EvalArgs) -> Result<ExitCode> {
         Ok(x) => x,
         Err(code) => return Ok(code),
     };
-    if a.capacity.is_some() && a.engine != Engine::Tcam {
-        anyhow::bail!("--capacity needs --engine tcam");
+    if a.capacity.is_some() && !matches!(a.engine, Engine::Tcam | Engine::Sim) {
+        anyhow::bail!("--capacity needs --engine tcam or sim");
     }
-    // The XDP program reads frames: trace lines become frames as with --as-packets.
-    let as_packets = a.as_packets || (a.engine == Engine::Xdp && !input::is_capture(&a.input)?);
-    let inputs = input::read(&a.input, a.rate, as_packets)?;
+    // XDP and the simulated NIC read frames: trace lines become frames as
+    // with --as-packets.
+    let reads_frames = matches!(a.engine, Engine::Xdp | Engine::Sim);
+    let as_packets = a.as_packets || (reads_frames && !input::is_capture(&a.input)?);
+    let mut inputs = input::read(&a.input, a.rate, as_packets)?;
     let mut engine = match a.engine {
+        Engine::Sim => {
+            // The simulation runs over all frames at once (the pipeline
+            // takes them at the clocks their timestamps map to).
+            let nic = if a.nic == "none" { "fpga" } else { a.nic.as_str() };
+            let (profile, _) = load_profile_with(nic, a.capacity)?;
+            let items: Vec<input::Item> = inputs.collect::<Result<_>>()?;
+            let decisions = simcmd::decide_all(&policy, &profile, &items, simcmd::Host::Model)?
+                .into_iter()
+                .map(|d| d.decision)
+                .collect();
+            inputs = Box::new(items.into_iter().map(Ok));
+            Decider::Sim { decisions }
+        }
         Engine::Reference => Decider::Reference(Evaluator::new(&policy)),
         Engine::Tcam => {
             let (profile, _) = load_profile_with(&a.nic, a.capacity)?;
@@ -1130,7 +1164,7 @@ fn eval(a: EvalArgs) -> Result<ExitCode> {
     let progress = io::stderr().is_terminal();
     let started = std::time::Instant::now();
     let mut last_report = started;
-    for (i, item) in inputs.into_iter().enumerate() {
+    for (i, item) in inputs.enumerate() {
         if progress && i % 4096 == 0 && last_report.elapsed().as_secs_f64() >= 0.5 {
             last_report = std::time::Instant::now();
             eprint!("\r{i} inputs decided, {:.1} s", started.elapsed().as_secs_f64());
@@ -1139,7 +1173,7 @@ fn eval(a: EvalArgs) -> Result<ExitCode> {
         if !(i as u64).is_multiple_of(a.every) {
             continue;
         }
-        let d = engine.decide(&item)?;
+        let d = engine.decide(i, &item)?;
         let pos: i64 = match d.outcome {
             Outcome::Rule(r) => r as i64,
             _ => -1,

@@ -29,16 +29,23 @@ enum Format {
     PcapNg,
 }
 
-/// `palisade eval POLICY CAPTURE --output verdicts` as a corpus engine.
+/// `palisade eval POLICY CAPTURE --output verdicts [--engine E]` as a
+/// corpus engine.
 struct Cli {
     format: Format,
+    engine: &'static str,
     dir: tempfile::TempDir,
 }
 
 impl Cli {
     fn new(format: Format) -> Cli {
+        Cli::with_engine(format, "reference")
+    }
+
+    fn with_engine(format: Format, engine: &'static str) -> Cli {
         Cli {
             format,
+            engine,
             dir: tempfile::tempdir().expect("temporary directory"),
         }
     }
@@ -85,9 +92,10 @@ impl Cli {
 
 impl Engine for Cli {
     fn name(&self) -> &str {
-        match self.format {
-            Format::Pcap => "palisade eval, pcap",
-            Format::PcapNg => "palisade eval, pcapng",
+        match (self.format, self.engine) {
+            (Format::Pcap, "sim") => "palisade eval --engine sim, pcap",
+            (Format::Pcap, _) => "palisade eval, pcap",
+            (Format::PcapNg, _) => "palisade eval, pcapng",
         }
     }
 
@@ -106,7 +114,7 @@ impl Engine for Cli {
             .arg("eval")
             .arg(&policy)
             .arg(&capture)
-            .args(["--output", "verdicts"])
+            .args(["--output", "verdicts", "--engine", self.engine])
             .output()
             .expect("run palisade");
         assert!(
@@ -138,8 +146,12 @@ impl Engine for Cli {
 }
 
 fn run(format: Format) {
+    run_with(Cli::new(format));
+}
+
+fn run_with(mut cli: Cli) {
     let corpus = corpus::load_dir(&corpus::default_dir()).unwrap_or_else(|e| panic!("the corpus does not load: {e}"));
-    let report = corpus::run(&corpus, &mut Cli::new(format));
+    let report = corpus::run(&corpus, &mut cli);
     eprint!("{report}");
     assert!(report.is_clean(), "{report}");
     assert_eq!(report.passed, corpus.cases());
@@ -154,6 +166,12 @@ fn corpus_as_pcap_through_the_cli() {
 #[test]
 fn corpus_as_pcapng_through_the_cli() {
     run(Format::PcapNg);
+}
+
+/// The same captures through the simulated SmartNIC and the host stage.
+#[test]
+fn corpus_as_pcap_through_the_simulated_nic() {
+    run_with(Cli::with_engine(Format::Pcap, "sim"));
 }
 
 /// A capture taken with a short snap length (`tcpdump -s 40`) still reads:

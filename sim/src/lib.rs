@@ -1,21 +1,14 @@
 //! The simulated SmartNIC: a Verilator build of the match pipeline in
 //! `rtl/`, driven from Rust through cxx.
 //!
-//! Today: the TCAM stage (`rtl/palisade_tcam.v`), built by `build.rs` at
-//! 256 and 1,024 entries of Palisade's 345-bit key, and [`SimTcam`], which
-//! loads a table into the inactive bank, commits it, and streams keys one
-//! per clock; the packet input and header parser
-//! (`rtl/palisade_parser.v`), built with 64- and 512-bit streams, and
-//! [`parser::SimParser`], which streams frames through it with random gaps
-//! and backpressure; and the whole pipeline (`rtl/palisade_pipeline.v`:
-//! parser, range checkers, TCAM, action stage with buckets and counters,
-//! register bus), built at 256, 1,024 and 8,192 entries with a 512-bit
-//! stream, and [`nic::SimNic`], which loads a [`nic::NicTable`] through the
-//! registers, streams frames at the clocks their timestamps map to (with
-//! register operations beside the traffic, such as a bank swap) and
-//! returns per-frame verdicts and per-rule counters. Still to come (the
-//! simulation issue): the flower decoder, `palisade sim` and
-//! `eval --engine sim`.
+//! The pipeline's modules are verilated one by one for their test benches
+//! (the TCAM stage at 256 and 1,024 entries, [`SimTcam`]; the parser with
+//! 64- and 512-bit streams, [`parser::SimParser`]) and whole
+//! (`rtl/palisade_pipeline.v` at 256, 1,024 and 8,192 entries, 512-bit
+//! stream, 8 range checkers; [`nic::SimNic`]). [`flower`] is the NIC's
+//! driver, from flower netlink requests to a [`nic::NicTable`];
+//! [`engine`] runs the whole chain (`palisade sim`, `eval --engine sim`).
+//! See docs/sim.md.
 
 pub mod engine;
 pub mod flower;

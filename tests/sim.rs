@@ -1,0 +1,147 @@
+//! `palisade sim` and `palisade eval --engine sim`: the simulated SmartNIC
+//! (Verilated rtl/, configured through the flower filters `apply --nic`
+//! sends) and the host stage, against the reference evaluator on the same
+//! frames (`eval --as-packets`), line by line, on acl1_1K, fw1_1K, ipc1_1K
+//! and acl1_1K_v6 with mixed actions: with the `fpga` profile's 1,024
+//! entries (each set's whole NIC share fits) and with 64 (most spills to
+//! the host). `--write-passed` writes exactly the frames the reference
+//! allows; `--host xdp` (root) decides as the Rust host stage does.
+
+use std::path::Path;
+
+mod common;
+
+use common::{data_dir, palisade};
+
+fn lines(s: &str) -> Vec<&str> {
+    s.lines().collect()
+}
+
+fn compare_set(set: &str, capacity: Option<&str>) {
+    let d = data_dir();
+    let (r, t) = (d.join(set), d.join(format!("{set}_trace")));
+    let (r, t) = (r.to_str().unwrap(), t.to_str().unwrap());
+    let mut sim_args = vec!["eval", r, t, "--output", "verdicts", "--engine", "sim"];
+    if let Some(c) = capacity {
+        sim_args.extend(["--capacity", c]);
+    }
+    let sim = palisade(&sim_args);
+    let reference = palisade(&["eval", r, t, "--output", "verdicts", "--as-packets"]);
+    let (s, rf) = (lines(&sim), lines(&reference));
+    assert_eq!(s.len(), rf.len(), "{set}: line count");
+    assert!(s.len() > 5_000, "{set}: only {} lines", s.len());
+    for (i, (a, b)) in s.iter().zip(&rf).enumerate() {
+        assert_eq!(
+            a, b,
+            "{set} (capacity {capacity:?}): line {i}: sim `{a}`, reference `{b}`"
+        );
+    }
+}
+
+#[test]
+fn sets_through_the_simulated_nic_decide_as_the_reference() {
+    for set in ["acl1_1K", "fw1_1K", "ipc1_1K", "acl1_1K_v6"] {
+        compare_set(set, None);
+        compare_set(set, Some("64"));
+    }
+}
+
+/// `palisade sim` on a trace: the summary counts what the NIC decided,
+/// and the NIC decided a real share.
+#[test]
+fn sim_reports_what_the_nic_decided() {
+    let d = data_dir();
+    let out = palisade(&[
+        "sim",
+        d.join("acl1_1K").to_str().unwrap(),
+        "--trace",
+        d.join("acl1_1K_trace").to_str().unwrap(),
+        "--output",
+        "json",
+    ]);
+    let last: serde_json::Value = serde_json::from_str(out.lines().last().unwrap()).unwrap();
+    let frames = last["frames"].as_u64().unwrap();
+    let on_nic = last["nic_dropped"].as_u64().unwrap() + last["nic_police_dropped"].as_u64().unwrap();
+    assert_eq!(frames, 9400);
+    assert!(on_nic > 1000, "{last}");
+    assert_eq!(
+        last["entries"].as_u64().unwrap() * 2,
+        last["filters"].as_u64().unwrap(),
+        "{last}"
+    );
+    // One line per frame before the run's line, each naming its stage.
+    assert_eq!(out.lines().count() as u64, frames + 1);
+    let nic_lines = out.lines().filter(|l| l.contains("\"stage\":\"nic\"")).count() as u64;
+    assert_eq!(nic_lines, on_nic + last["nic_police_passed"].as_u64().unwrap());
+}
+
+/// The example capture: `--write-passed` holds exactly the frames the
+/// reference allows, in order, byte for byte.
+#[test]
+fn write_passed_holds_exactly_the_allowed_frames() {
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("example.yaml");
+    std::fs::write(&policy, palisade(&["example", "policy"])).unwrap();
+    let cap = dir.path().join("example.pcap");
+    palisade(&["example", "pcap", cap.to_str().unwrap()]);
+    let passed = dir.path().join("passed.pcap");
+    palisade(&[
+        "sim",
+        policy.to_str().unwrap(),
+        "--pcap",
+        cap.to_str().unwrap(),
+        "--write-passed",
+        passed.to_str().unwrap(),
+    ]);
+    let verdicts = palisade(&[
+        "eval",
+        policy.to_str().unwrap(),
+        cap.to_str().unwrap(),
+        "--output",
+        "verdicts",
+    ]);
+    let frames = read_pcap(&cap);
+    let allowed: Vec<&Vec<u8>> = frames
+        .iter()
+        .zip(verdicts.lines())
+        .filter(|(_, v)| v.ends_with(" allow"))
+        .map(|(f, _)| f)
+        .collect();
+    let got = read_pcap(&passed);
+    assert!(!allowed.is_empty() && allowed.len() < frames.len());
+    assert_eq!(got.len(), allowed.len());
+    for (g, a) in got.iter().zip(&allowed) {
+        assert_eq!(&g, a);
+    }
+}
+
+fn read_pcap(path: &Path) -> Vec<Vec<u8>> {
+    let f = std::fs::File::open(path).unwrap();
+    let mut r = pcap_file::pcap::PcapReader::new(f).unwrap();
+    let mut out = Vec::new();
+    while let Some(p) = r.next_packet() {
+        out.push(p.unwrap().data.into_owned());
+    }
+    out
+}
+
+/// The host stage as the real XDP program behind the NIC decides as the
+/// Rust model does.
+#[test]
+fn host_xdp_decides_as_the_model() {
+    if !hw_tests::require_root("sim --host xdp") {
+        return;
+    }
+    let d = data_dir();
+    for set in ["acl1_1K", "acl1_1K_v6"] {
+        let (r, t) = (d.join(set), d.join(format!("{set}_trace")));
+        let (r, t) = (r.to_str().unwrap(), t.to_str().unwrap());
+        let model = palisade(&["sim", r, "--trace", t, "--output", "verdicts"]);
+        let xdp = palisade(&["sim", r, "--trace", t, "--output", "verdicts", "--host", "xdp"]);
+        assert_eq!(lines(&model).len(), lines(&xdp).len());
+        for (i, (a, b)) in lines(&model).iter().zip(lines(&xdp)).enumerate() {
+            assert_eq!(*a, b, "{set}: line {i}: model `{a}`, xdp `{b}`");
+        }
+        assert!(model.lines().any(|l| l.ends_with(" host")) && model.lines().any(|l| l.ends_with(" nic")));
+    }
+}
