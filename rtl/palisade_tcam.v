@@ -14,8 +14,17 @@
 //
 // One lookup per clock: a key presented with key_valid is compared with
 // every entry on that clock edge, and its result is registered
-// (res_valid one cycle after key_valid). The compare is evaluated only on
-// clocks with a valid key, so idle cycles cost a simulator nothing.
+// (res_valid one cycle after key_valid).
+//
+// Two structures, one behaviour (FLOPS). The simulation structure (0)
+// holds the banks as memories and compares in a loop that runs only on
+// clocks with a valid key and stops at the first match, so idle cycles and
+// entries after the winner cost a simulator nothing. The flip-flop
+// structure (1) is what synthesis should build: every entry its own
+// registers, a match line per entry, a priority encoder; synthesis tools
+// turn the memories-in-a-loop form into far more logic. A test bench
+// drives both with the same random writes, commits and keys and compares
+// every output on every clock (sim/tests/tcam.rs).
 //
 // Parameters are checked at elaboration (an out-of-range value stops it).
 module palisade_tcam #(
@@ -24,6 +33,8 @@ module palisade_tcam #(
     // Key width in bits; at least 1 (Palisade's key: 345 without range
     // checkers, up to 361 with them).
     parameter integer W = 345,
+    // 0: the simulation structure; 1: the flip-flop structure (synthesis).
+    parameter integer FLOPS = 0,
     // Bits of an entry index; derived, do not set.
     parameter integer IW = (N > 1) ? $clog2(N) : 1
 ) (
@@ -54,7 +65,14 @@ module palisade_tcam #(
             $display("palisade_tcam: W = %0d must be at least 1", W);
             $finish;
         end
+        if (FLOPS != 0 && FLOPS != 1) begin
+            $display("palisade_tcam: FLOPS = %0d is neither 0 nor 1", FLOPS);
+            $finish;
+        end
     end
+
+    generate
+    if (FLOPS == 0) begin : memories
 
     // Bank b's entry i is at address {b, i}: each bank spans 2**IW slots
     // (N rounded up to a power of two), of which the first N are used.
@@ -124,6 +142,59 @@ module palisade_tcam #(
         end
     end
     /* verilator lint_on BLKSEQ */
+    end else begin : flip_flops
+
+    // Entry g of bank b: value, mask, valid in registers of its own.
+    wire [N-1:0] match;
+    genvar g;
+    for (g = 0; g < N; g = g + 1) begin : entry
+        reg [W-1:0] value0, mask0, value1, mask1;
+        reg valid0, valid1;
+        always @(posedge clk) begin
+            if (rst) begin
+                valid0 <= 1'b0;
+                valid1 <= 1'b0;
+            end else if (cfg_we && cfg_index == g) begin
+                if (cfg_bank) begin
+                    value1 <= cfg_value & cfg_mask;
+                    mask1 <= cfg_mask;
+                    valid1 <= cfg_entry_valid;
+                end else begin
+                    value0 <= cfg_value & cfg_mask;
+                    mask0 <= cfg_mask;
+                    valid0 <= cfg_entry_valid;
+                end
+            end
+        end
+        assign match[g] = key_bank ? (valid1 && (key & mask1) == value1)
+                                   : (valid0 && (key & mask0) == value0);
+    end
+
+    // The priority encoder: the lowest matching index (0 when none).
+    integer j;
+    reg [IW-1:0] first;
+    always @* begin
+        first = {IW{1'b0}};
+        for (j = N - 1; j >= 0; j = j - 1) begin
+            if (match[j]) first = j[IW-1:0];
+        end
+    end
+
+    always @(posedge clk) begin
+        if (rst) begin
+            res_valid <= 1'b0;
+            res_hit <= 1'b0;
+            res_index <= {IW{1'b0}};
+        end else begin
+            res_valid <= key_valid;
+            if (key_valid) begin
+                res_hit <= |match;
+                res_index <= first;
+            end
+        end
+    end
+    end
+    endgenerate
 
 endmodule
 

@@ -80,6 +80,8 @@ $P apply "$OUT/edge.yaml" --dev eth0 --nic mlx5 --dry-run | head -n 8
 step "simulate: the same traffic through the simulated SmartNIC (rtl/ under Verilator, loaded with the flower filters apply would send) and the host stage (palisade sim --nic fpga)"
 $P sim "$OUT/edge.yaml" --nic fpga --pcap "$OUT/edge.pcap" --write-passed "$OUT/edge-passed.pcap"
 echo "frames the policy allows: $OUT/edge-passed.pcap"
+step "the simulated pipeline as an FPGA: resources by the synthesis model, against an Artix-7 200T (palisade plan --nic fpga)"
+$P plan "$OUT/edge.yaml" --nic fpga --fpga-part xc7a200t | sed -n '/FPGA resources/,$p'
 if [ -d "$CB" ]; then
   step "acl1_1K's trace through the simulated NIC, compared line by line with the reference on the same frames (eval --engine sim)"
   $P eval "$CB/acl1_1K" "$CB/acl1_1K_trace" --engine sim --output verdicts > "$OUT/acl1_1K.sim"
@@ -135,4 +137,4 @@ else
   step "XDP steps skipped: loading XDP programs needs root"
 fi
 
-step "not built yet: FPGA resource estimates (plan --nic fpga), the agent"
+step "not built yet: the agent (palisade agent)"

@@ -34,6 +34,14 @@ fn models() -> Vec<Model> {
             params: vec![("N", n), ("W", KEY_BITS)],
         });
     }
+    // Both TCAM structures at a small odd size, for their equivalence test.
+    for (flops, name) in [(0, "m"), (1, "f")] {
+        v.push(Model {
+            top: "palisade_tcam",
+            prefix: format!("Vtcam{name}13"),
+            params: vec![("N", 13), ("W", 40), ("FLOPS", flops)],
+        });
+    }
     for w in WIDTHS {
         v.push(Model {
             top: "palisade_parser",

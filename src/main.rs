@@ -7,6 +7,7 @@
 mod bench;
 mod deploy;
 mod example;
+mod fpga;
 mod input;
 mod ops;
 mod simcmd;
@@ -192,6 +193,11 @@ struct PlanArgs {
     /// profile's (swap headroom is still taken from it).
     #[arg(long, value_name = "ENTRIES", value_parser = clap::value_parser!(u32).range(1..))]
     capacity: Option<u32>,
+    /// With `--nic fpga`: the FPGA part to check the pipeline's resources
+    /// against (xc7a100t, xc7a200t, xc7k325t, xc7vx690t, xcvu9p) [default:
+    /// all of them].
+    #[arg(long, value_name = "PART")]
+    fpga_part: Option<String>,
     /// Write the report to FILE instead of stdout (nothing is written on errors).
     #[arg(long, value_name = "FILE")]
     out: Option<PathBuf>,
@@ -767,10 +773,72 @@ fn plan(a: PlanArgs) -> Result<ExitCode> {
         Err(code) => return Ok(code),
     };
     let report = planned.report(true);
+    // Palisade's own pipeline: its FPGA resources by the synthesis model.
+    let fpga = if planned.profile.name == "fpga" || a.fpga_part.is_some() {
+        let parts: Vec<&fpga::Part> = match &a.fpga_part {
+            Some(name) => vec![fpga::part(name)?],
+            None => fpga::PARTS.iter().collect(),
+        };
+        let key_bits = planned.profile.tables.first().map_or(353, |t| t.key_bits);
+        // The whole NIC share: the partition with room for every entry.
+        let mut roomy = planned.profile.clone();
+        for t in &mut roomy.tables {
+            t.capacity = 1 << 20;
+        }
+        roomy.max_prios = u32::MAX;
+        let need = partition(&planned.policy, &roomy).nic_entries.len() as u32;
+        Some((
+            fpga::estimate(need.max(1), key_bits),
+            fpga::estimate(planned.profile.capacity(), key_bits),
+            parts,
+        ))
+    } else {
+        None
+    };
     let text = match a.format {
-        PlanFormat::Text => report.to_text(),
-        PlanFormat::Json => format!("{}\n", serde_json::to_string_pretty(&report)?),
-        PlanFormat::Html => report.to_html(),
+        PlanFormat::Text => {
+            let mut t = report.to_text();
+            if let Some((need, profile, parts)) = &fpga {
+                t.push_str(&fpga::section(need, profile, parts));
+            }
+            t
+        }
+        PlanFormat::Json => {
+            let mut v = serde_json::to_value(&report)?;
+            if let (Some((need, profile, parts)), Some(obj)) = (&fpga, v.as_object_mut()) {
+                let fits: Vec<serde_json::Value> = parts
+                    .iter()
+                    .map(|p| {
+                        let (ok, l, f, d) = need.fit(p);
+                        serde_json::json!({"part": p.name, "family": p.family, "fits": ok,
+                            "lut_percent": l, "ff_percent": f, "dsp_percent": d})
+                    })
+                    .collect();
+                obj.insert(
+                    "fpga_resources".into(),
+                    serde_json::json!({
+                        "model": "flip-flop TCAM pipeline (rtl/), yosys synth_xilinx 7-series fit (rtl/synth/model.toml)",
+                        "model_max_error": fpga::model_error(),
+                        "policy": need, "profile_pipeline": profile, "parts": fits,
+                    }),
+                );
+            }
+            format!("{}\n", serde_json::to_string_pretty(&v)?)
+        }
+        PlanFormat::Html => {
+            let mut h = report.to_html();
+            if let Some((need, profile, parts)) = &fpga {
+                let sec = format!(
+                    "<section><h2>FPGA resources</h2><pre>{}</pre></section>\n</body>",
+                    fpga::section(need, profile, parts)
+                        .trim()
+                        .replace('&', "&amp;")
+                        .replace('<', "&lt;")
+                );
+                h = h.replacen("</body>", &sec, 1);
+            }
+            h
+        }
     };
     match &a.out {
         Some(path) => std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))?,

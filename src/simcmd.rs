@@ -82,11 +82,13 @@ pub fn decide_all(
     Ok(decisions)
 }
 
-/// What the run loaded and how long it simulated.
+/// What the run loaded, how long it simulated, and the NIC's own counters
+/// per policy rule position.
 struct RunInfo {
     loaded: sim::engine::Loaded,
     cycles: u64,
     host_secs: f64,
+    counters: Vec<(usize, sim::nic::RuleCounters)>,
 }
 
 fn run(
@@ -153,6 +155,7 @@ fn run(
         loaded: engine.loaded.clone(),
         cycles: engine.cycles(),
         host_secs: started.elapsed().as_secs_f64(),
+        counters: engine.nic_counters(),
     };
     Ok((decisions, info))
 }
@@ -251,6 +254,9 @@ pub fn sim(a: SimArgs) -> Result<ExitCode> {
                 "frames": decisions.len(), "nic_dropped": nic_drop, "nic_police_dropped": police_drop,
                 "nic_police_passed": police_pass, "host_decided": host, "allowed": allowed,
                 "denied": decisions.len() - allowed, "clocks": info.cycles,
+                "nic_counters": info.counters.iter().map(|(r, c)| serde_json::json!({
+                    "id": policy.rules[*r].id, "packets": c.packets, "bytes": c.bytes, "drops": c.drops,
+                })).collect::<Vec<_>>(),
             });
             writeln!(out, "{v}")?;
         }
@@ -279,6 +285,17 @@ pub fn sim(a: SimArgs) -> Result<ExitCode> {
                 info.host_secs
             )?;
             summary_table(&mut out, &policy, &items, &decisions)?;
+            writeln!(
+                out,
+                "NIC counters read back over the register bus (packets, bytes, drops per rule):"
+            )?;
+            for (r, c) in &info.counters {
+                writeln!(
+                    out,
+                    "{:<24} {:>10} {:>12} {:>10}",
+                    policy.rules[*r].id, c.packets, c.bytes, c.drops
+                )?;
+            }
         }
         SimOutput::Verdicts => {}
     }

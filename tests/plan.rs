@@ -623,3 +623,48 @@ fn capacity_and_format_usage() {
     let v: Value = serde_json::from_str(&ok(&["plan", &policy, "--nic", "fpga", "--format", "json"])).unwrap();
     assert!(v["fpga_resources"].as_str().unwrap().contains("no figures"));
 }
+
+/// `plan --nic fpga` reports the pipeline's FPGA resources. The TCAM's
+/// flip-flops are known without synthesis: two banks of N entries, each a
+/// W-bit value, a W-bit mask and a valid bit, plus the result registers;
+/// the model fitted to yosys must give that count. The policy's share is
+/// the plan's own NIC entries when everything fits, and a part "fits"
+/// exactly when every resource is within it.
+#[test]
+fn fpga_resources_count_the_flip_flop_tcam() {
+    let policy = tmp("fpga-edge.yaml");
+    std::fs::write(&policy, ok(&["example", "policy"])).unwrap();
+    let p = policy.to_str().unwrap();
+    let v: Value = serde_json::from_str(&ok(&["plan", p, "--nic", "fpga", "--format", "json"])).unwrap();
+    let r = &v["fpga_resources"];
+    let pipe = &r["profile_pipeline"];
+    let (entries, w) = (n(pipe, "entries"), n(pipe, "key_bits"));
+    assert_eq!((entries, w), (1024, 353));
+    let exact = 2 * entries * (2 * w + 1);
+    let ffs = n(pipe, "tcam_ffs");
+    assert!(
+        ffs.abs_diff(exact) * 100 <= exact,
+        "model: {ffs} TCAM flip-flops, structure: {exact}"
+    );
+    assert_eq!(n(&r["policy"], "entries"), n(&v, "nic_entries"));
+    let parts = r["parts"].as_array().unwrap();
+    assert_eq!(parts.len(), 5);
+    for part in parts {
+        let within = ["lut_percent", "ff_percent", "dsp_percent"]
+            .iter()
+            .all(|k| part[k].as_f64().unwrap() <= 100.0);
+        assert_eq!(part["fits"].as_bool().unwrap(), within, "{part}");
+    }
+    // One part by name; an unknown one is refused with the known ones.
+    let text = ok(&["plan", p, "--nic", "fpga", "--fpga-part", "xc7a200t"]);
+    assert!(
+        text.contains("FPGA resources") && text.contains("xc7a200t (Artix-7)"),
+        "{text}"
+    );
+    assert!(!text.contains("xcvu9p"), "{text}");
+    let bad = palisade(&["plan", p, "--nic", "fpga", "--fpga-part", "xc9z"]);
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("xcvu9p"));
+    // Other profiles say nothing about FPGAs.
+    assert!(!ok(&["plan", p, "--nic", "mlx5"]).contains("FPGA resources"));
+}

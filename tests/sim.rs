@@ -73,6 +73,26 @@ fn sim_reports_what_the_nic_decided() {
     assert_eq!(out.lines().count() as u64, frames + 1);
     let nic_lines = out.lines().filter(|l| l.contains("\"stage\":\"nic\"")).count() as u64;
     assert_eq!(nic_lines, on_nic + last["nic_police_passed"].as_u64().unwrap());
+    // The NIC's own counters, read over its register bus, count the same
+    // packets per rule as the per-frame lines say the NIC decided.
+    let mut per_rule: std::collections::HashMap<String, u64> = Default::default();
+    for l in out.lines().take(frames as usize) {
+        let v: serde_json::Value = serde_json::from_str(l).unwrap();
+        if v["stage"] == "nic" {
+            *per_rule.entry(v["id"].as_str().unwrap().to_string()).or_default() += 1;
+        }
+    }
+    let counters = last["nic_counters"].as_array().unwrap();
+    let mut from_nic: std::collections::HashMap<String, u64> = Default::default();
+    for c in counters {
+        let p = c["packets"].as_u64().unwrap();
+        if p > 0 {
+            from_nic.insert(c["id"].as_str().unwrap().to_string(), p);
+        }
+    }
+    assert_eq!(from_nic, per_rule);
+    let drops: u64 = counters.iter().map(|c| c["drops"].as_u64().unwrap()).sum();
+    assert_eq!(drops, on_nic);
 }
 
 /// The example capture: `--write-passed` holds exactly the frames the

@@ -1,9 +1,12 @@
 #include "sim/cpp/tcam.h"
 
 #include <stdexcept>
+#include <string>
 
 #include "Vtcam1024.h"
 #include "Vtcam256.h"
+#include "Vtcamf13.h"
+#include "Vtcamm13.h"
 #include "sim/cpp/stream.h"
 #include "verilated.h"
 #include "sim/src/rtl.rs.h"
@@ -87,6 +90,58 @@ std::unique_ptr<Tcam> new_tcam(uint32_t entries) {
   if (entries <= 256) return std::make_unique<Model<Vtcam256, 256>>();
   if (entries <= 1024) return std::make_unique<Model<Vtcam1024, 1024>>();
   return nullptr;
+}
+
+uint64_t tcam_structures_agree(uint64_t clocks, uint64_t seed) {
+  // Both structures of palisade_tcam at N = 13 (not a power of two), W =
+  // 40, driven alike on every clock.
+  Clocked<Vtcamm13> a;
+  Clocked<Vtcamf13> b;
+  Rng rng(seed);
+  uint64_t hits = 0;
+  // A small alphabet of values and sparse masks, so keys hit often.
+  uint64_t alphabet[4];
+  for (auto& v : alphabet) v = rng.next() & 0xffffffffffull;
+  auto both = [&](auto set) {
+    set(*a.m);
+    set(*b.m);
+  };
+  both([](auto& m) { m.rst = 1; m.cfg_we = 0; m.key_valid = 0; });
+  a.tick();
+  b.tick();
+  both([](auto& m) { m.rst = 0; });
+  for (uint64_t c = 0; c < clocks; c++) {
+    const bool we = rng.chance(30);
+    const bool bank = rng.next() & 1;
+    const uint32_t index = rng.next() % 16;  // 13..15 are beyond N
+    const uint64_t mask = rng.next() & rng.next() & rng.next() & 0xffffffffffull;
+    const uint64_t value = alphabet[rng.next() % 4] ^ (rng.chance(10) ? rng.next() & 0xffffffffffull : 0);
+    const bool valid = !rng.chance(10);
+    const bool kv = rng.chance(70);
+    const bool kbank = rng.next() & 1;
+    const uint64_t key = alphabet[rng.next() % 4] ^ (rng.chance(50) ? (uint64_t{1} << (rng.next() % 40)) : 0);
+    both([&](auto& m) {
+      m.cfg_we = we;
+      m.cfg_bank = bank;
+      m.cfg_index = index;
+      m.cfg_value = value;
+      m.cfg_mask = mask;
+      m.cfg_entry_valid = valid;
+      m.key_valid = kv;
+      m.key_bank = kbank;
+      m.key = key;
+    });
+    a.tick();
+    b.tick();
+    if (a.m->res_valid != b.m->res_valid || a.m->res_hit != b.m->res_hit ||
+        (a.m->res_hit && a.m->res_index != b.m->res_index))
+      throw std::runtime_error("clock " + std::to_string(c) + ": memories structure " +
+                               std::to_string(a.m->res_hit) + "/" + std::to_string(a.m->res_index) +
+                               ", flip-flop structure " + std::to_string(b.m->res_hit) + "/" +
+                               std::to_string(b.m->res_index));
+    if (a.m->res_valid && a.m->res_hit) hits++;
+  }
+  return hits;
 }
 
 rust::Vec<uint32_t> tcam_sizes() {

@@ -38,4 +38,10 @@ std::unique_ptr<Tcam> new_tcam(uint32_t entries);
 // The table sizes built.
 rust::Vec<uint32_t> tcam_sizes();
 
+// Drive palisade_tcam's two structures (FLOPS = 0 and 1, N = 13, W = 40)
+// with the same random writes and keys for `clocks` clocks, comparing
+// every output; the number of hits seen, or an exception at the first
+// difference.
+uint64_t tcam_structures_agree(uint64_t clocks, uint64_t seed);
+
 }  // namespace palisade

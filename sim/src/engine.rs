@@ -69,6 +69,8 @@ pub struct SimEngine<'p> {
     host: TcamModel<'p>,
     /// Per pipeline entry, the policy rule of its filters.
     entry_rule: Vec<usize>,
+    /// Per rule slot of the pipeline, the policy rule of its entries.
+    rule_of_slot: Vec<usize>,
     pub loaded: Loaded,
     pub partition: Partition,
 }
@@ -112,6 +114,10 @@ impl<'p> SimEngine<'p> {
         }
         nic.load(&decoded.table)?;
         let entry_rule: Vec<usize> = decoded.sources.iter().map(|s| filters[s[0]].0 as usize).collect();
+        let mut rule_of_slot = vec![usize::MAX; decoded.table.rules.len()];
+        for (e, r) in decoded.table.entries.iter().zip(&entry_rule) {
+            rule_of_slot[e.rule as usize] = *r;
+        }
         let mut nic_rules: Vec<usize> = decoded
             .table
             .entries
@@ -136,6 +142,7 @@ impl<'p> SimEngine<'p> {
             nic,
             host,
             entry_rule,
+            rule_of_slot,
             partition: part,
         })
     }
@@ -186,6 +193,22 @@ impl<'p> SimEngine<'p> {
             });
         }
         Ok(out)
+    }
+
+    /// The NIC's per-rule counters, read over the pipeline's register bus
+    /// from the active bank, summed per policy rule: packets and bytes its
+    /// entries decided, packets it dropped.
+    pub fn nic_counters(&mut self) -> Vec<(usize, crate::nic::RuleCounters)> {
+        let bank = self.nic.active_bank();
+        let counts = self.nic.counters(bank, self.rule_of_slot.len());
+        let mut by_rule: std::collections::BTreeMap<usize, crate::nic::RuleCounters> = Default::default();
+        for (slot, c) in counts.into_iter().enumerate() {
+            let e = by_rule.entry(self.rule_of_slot[slot]).or_default();
+            e.packets += c.packets;
+            e.bytes += c.bytes;
+            e.drops += c.drops;
+        }
+        by_rule.into_iter().collect()
     }
 
     /// The policy this engine decides for.

@@ -129,6 +129,14 @@ impl SimTcam {
         Ok(out.into_iter().map(|i| usize::try_from(i).ok()).collect())
     }
 
+    /// Drive the TCAM stage's two structures (the simulation's and the
+    /// flip-flop one synthesis builds; N = 13, W = 40) with the same random
+    /// writes, bank choices and keys for `clocks` clocks and compare every
+    /// output: the hits seen, or the first difference.
+    pub fn structures_agree(clocks: u64, seed: u64) -> Result<u64, String> {
+        rtl::ffi::tcam_structures_agree(clocks, seed).map_err(|e| e.to_string())
+    }
+
     /// Clocks without a key.
     pub fn idle(&mut self, clocks: u64) {
         self.inner.pin_mut().idle(clocks);

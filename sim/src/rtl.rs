@@ -11,6 +11,7 @@ pub(crate) mod ffi {
 
         fn new_tcam(entries: u32) -> UniquePtr<Tcam>;
         fn tcam_sizes() -> Vec<u32>;
+        fn tcam_structures_agree(clocks: u64, seed: u64) -> Result<u64>;
 
         fn entries(self: &Tcam) -> u32;
         fn key_bits(self: &Tcam) -> u32;

@@ -4,8 +4,10 @@
 //! netlink requests `offload` sends, decode into the NIC table the
 //! partitioner produced directly: the same entries (value, mask, whether
 //! it decides, the policy rule of its filters), the same range checkers,
-//! and every two overlapping entries in the compiler's priority order. The
-//! iproute2 fixtures decode, or are refused with the reason a driver gives.
+//! and every two overlapping entries in the compiler's priority order. Each
+//! iproute2 fixture decodes into the entry the compiler's flower encoder
+//! turns back into exactly that filter, or is refused with the reason a
+//! driver gives.
 //!
 //! Entries are compared in a canonical form that folds encodings equal on
 //! every key the parser produces: TCP flags are read only for TCP and ICMP
@@ -19,8 +21,10 @@ mod common;
 
 use common::{fpga, with_rate_limits as policy};
 use compiler::partition::partition;
+use compiler::tcam::checkers::Checker;
 use compiler::tcam::layout::{frag, Bits, Field};
 use compiler::tcam::priority::overlaps;
+use compiler::tcam::{EntryAction, TcamEntry};
 use offload::flower::Hook;
 use sim::flower::{decode, decode_requests};
 use sim::nic::NicTable;
@@ -193,6 +197,37 @@ fn fixtures_decode_or_are_refused_as_a_driver_refuses_them() {
             None => {
                 let d = got.unwrap_or_else(|e| panic!("{}: {e}", f.name));
                 assert_eq!(d.table.entries.len(), 1, "{}", f.name);
+                // The entry is the one the compiler's flower encoder
+                // (offload::build::entry_filters) turns back into exactly
+                // this filter.
+                let e = &d.table.entries[0];
+                let entry = TcamEntry {
+                    value: e.value,
+                    mask: e.mask,
+                    rule: 0,
+                    priority: 0,
+                    action: EntryAction::Rule,
+                };
+                let checkers: Vec<Checker> = d
+                    .table
+                    .checkers
+                    .iter()
+                    .map(|c| Checker {
+                        field: c.field,
+                        lo: c.lo,
+                        hi: c.hi,
+                    })
+                    .collect();
+                let back = offload::build::entry_filters(
+                    &entry,
+                    &checkers,
+                    filter.prio,
+                    filter.chain,
+                    filter.hardware,
+                    filter.action,
+                )
+                .unwrap_or_else(|e| panic!("{}: {e}", f.name));
+                assert_eq!(back, vec![filter.clone()], "{}", f.name);
             }
         }
     }

@@ -9,10 +9,19 @@ use std::process::Command;
 /// linted with its defaults).
 fn parameter_sets(top: &str) -> Vec<Vec<(&'static str, u32)>> {
     match top {
-        "palisade_tcam" => [(1, 8), (3, 345), (256, 345), (1024, 345), (64, 361)]
-            .into_iter()
-            .map(|(n, w)| vec![("N", n), ("W", w)])
-            .collect(),
+        "palisade_tcam" => [
+            (1, 8, 0),
+            (3, 345, 0),
+            (256, 345, 0),
+            (1024, 345, 0),
+            (64, 361, 0),
+            (1, 8, 1),
+            (13, 40, 1),
+            (64, 361, 1),
+        ]
+        .into_iter()
+        .map(|(n, w, f)| vec![("N", n), ("W", w), ("FLOPS", f)])
+        .collect(),
         "palisade_parser" => [64, 72, 128, 512, 4096]
             .into_iter()
             .map(|w| vec![("DATA_W", w)])
