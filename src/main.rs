@@ -772,7 +772,7 @@ fn plan(a: PlanArgs) -> Result<ExitCode> {
         Ok(x) => x,
         Err(code) => return Ok(code),
     };
-    let report = planned.report(true);
+    let mut report = planned.report(true);
     // Palisade's own pipeline: its FPGA resources by the synthesis model.
     let fpga = if planned.profile.name == "fpga" || a.fpga_part.is_some() {
         let parts: Vec<&fpga::Part> = match &a.fpga_part {
@@ -787,6 +787,8 @@ fn plan(a: PlanArgs) -> Result<ExitCode> {
         }
         roomy.max_prios = u32::MAX;
         let need = partition(&planned.policy, &roomy).nic_entries.len() as u32;
+        // The section below replaces the report's pointer to it.
+        report.fpga_resources = None;
         Some((
             fpga::estimate(need.max(1), key_bits),
             fpga::estimate(planned.profile.capacity(), key_bits),

@@ -619,9 +619,12 @@ fn capacity_and_format_usage() {
     // No NIC stage: a report all the same.
     let t = ok(&["plan", &policy, "--nic", "none"]);
     assert!(t.contains("no NIC stage"), "{t}");
-    // fpga: resources are not invented.
+    // fpga: resources come with the model they are from.
     let v: Value = serde_json::from_str(&ok(&["plan", &policy, "--nic", "fpga", "--format", "json"])).unwrap();
-    assert!(v["fpga_resources"].as_str().unwrap().contains("no figures"));
+    assert!(v["fpga_resources"]["model"]
+        .as_str()
+        .unwrap()
+        .contains("flip-flop TCAM"));
 }
 
 /// `plan --nic fpga` reports the pipeline's FPGA resources. The TCAM's

@@ -165,3 +165,44 @@ fn host_xdp_decides_as_the_model() {
         assert!(model.lines().any(|l| l.ends_with(" host")) && model.lines().any(|l| l.ends_with(" nic")));
     }
 }
+
+/// What `palisade apply --dry-run --nic fpga` prints for a set is what the
+/// simulated NIC's driver is given: every `filter add` line, read back as
+/// a flower filter, decodes into the same pipeline table as the filters
+/// the library builds for the same plan (which tests/flower.rs in sim/
+/// holds to the partitioner's own table).
+#[test]
+fn dry_run_filters_are_what_the_simulated_nic_loads() {
+    use compiler::classbench::{parse_rules, Actions};
+    let d = data_dir();
+    for set in ["acl1_1K", "fw1_1K", "ipc1_1K", "acl1_1K_v6"] {
+        let path = d.join(set);
+        let script = palisade(&[
+            "apply",
+            path.to_str().unwrap(),
+            "--dev",
+            "eth0",
+            "--nic",
+            "fpga",
+            "--dry-run",
+        ]);
+        let printed: Vec<offload::flower::Filter> = script
+            .lines()
+            .filter(|l| l.starts_with("filter add"))
+            .map(|l| offload::flower::Filter::parse_tc(l).unwrap().2)
+            .collect();
+        let policy = parse_rules(set, &std::fs::read_to_string(&path).unwrap(), Actions::Mixed).unwrap();
+        let profile = compiler::profile::NicProfile::by_name("fpga").unwrap();
+        let part = compiler::partition::partition(&policy, &profile);
+        let built: Vec<offload::flower::Filter> = offload::build::nic_filters(&policy, &part, 0, true)
+            .unwrap()
+            .into_iter()
+            .map(|(_, f)| f)
+            .collect();
+        assert_eq!(printed.len(), built.len(), "{set}");
+        let a = sim::flower::decode(&printed, 8).unwrap();
+        let b = sim::flower::decode(&built, 8).unwrap();
+        assert!(!a.table.entries.is_empty());
+        assert_eq!(a.table, b.table, "{set}");
+    }
+}

@@ -1101,8 +1101,9 @@ impl Report {
             counters,
             growth: Growth { method, linear, steps },
             fpga_resources: (profile.name == "fpga").then(|| {
-                "FPGA resources (LUTs, flip-flops, block RAM, clock rate) come from the RTL simulation and synthesis \
-                 stage, which does not report them yet; this report gives no figures for them."
+                "`palisade plan --nic fpga` estimates LUTs, flip-flops and DSP slices from a model of this \
+                 pipeline's flip-flop TCAM fitted to synthesis results (rtl/synth/model.toml); block RAM and \
+                 clock rate are not estimated."
                     .to_string()
             }),
             estimated: profile.estimated.clone(),
