@@ -64,7 +64,6 @@ pub struct Loaded {
 
 /// The chain, loaded.
 pub struct SimEngine<'p> {
-    policy: &'p Policy,
     nic: SimNic,
     host: TcamModel<'p>,
     /// Per pipeline entry, the policy rule of its filters.
@@ -131,7 +130,6 @@ impl<'p> SimEngine<'p> {
         let enc = Encoding::covers(Expansion::Ternary);
         let host = TcamModel::new(policy, expand_policy(policy, &enc), &enc);
         Ok(SimEngine {
-            policy,
             loaded: Loaded {
                 filters: filters.len(),
                 entries: decoded.table.entries.len(),
@@ -209,10 +207,5 @@ impl<'p> SimEngine<'p> {
             e.drops += c.drops;
         }
         by_rule.into_iter().collect()
-    }
-
-    /// The policy this engine decides for.
-    pub fn policy(&self) -> &Policy {
-        self.policy
     }
 }

@@ -12,7 +12,6 @@ use crate::rtl::ffi;
 /// Register addresses (rtl/palisade_pipeline.v).
 mod reg {
     pub const ID: u32 = 0x000;
-    pub const N: u32 = 0x001;
     pub const RULES: u32 = 0x002;
     pub const R: u32 = 0x003;
     pub const W: u32 = 0x004;
@@ -477,10 +476,5 @@ impl SimNic {
                 }
             })
             .collect()
-    }
-
-    /// Entries per bank, as the pipeline reports it.
-    pub fn reported_entries(&mut self) -> u32 {
-        self.read(reg::N)
     }
 }

@@ -8,8 +8,7 @@
 
 mod common;
 
-use common::{data_dir, fpga, mixed, with_rate_limits};
-use compiler::classbench::{parse_trace, trace_packet};
+use common::{fpga, mixed, trace_frames, with_rate_limits};
 use compiler::corpus::{self, Engine, FileInput, Observed, Skip};
 use compiler::eval::Evaluator;
 use compiler::ir::Policy;
@@ -66,23 +65,12 @@ fn compare(policy: &Policy, capacity: u32, frames: &[(Vec<u8>, u64)], what: &str
     (on_nic, spilled)
 }
 
-fn trace_frames(set: &str, n: usize) -> Vec<(Vec<u8>, u64)> {
-    let text = std::fs::read_to_string(data_dir().join(format!("{set}_trace"))).expect("trace");
-    parse_trace(set, &text)
-        .unwrap()
-        .iter()
-        .take(n)
-        .enumerate()
-        // 1,000,000 packets a second, as `palisade eval` reads traces.
-        .map(|(i, l)| (trace_packet(&l.key), i as u64 * 1_000))
-        .collect()
-}
-
 #[test]
 fn classbench_sets_decide_as_the_reference_sized_and_spilling() {
     for set in ["acl1_1K", "fw1_1K", "ipc1_1K", "acl1_1K_v6"] {
         let policy = mixed(set);
-        let frames = trace_frames(set, 4000);
+        // 1,000,000 packets a second, as `palisade eval` reads traces.
+        let frames = trace_frames(set, 4000, 0, 1_000);
         // Sized to hold the set's whole NIC share.
         let (on_nic, spilled) = compare(&policy, 1024, &frames, &format!("{set}, 1024 entries"));
         assert_eq!(spilled, 0, "{set}: the 1,024-entry table does not hold the NIC share");
@@ -99,7 +87,7 @@ fn classbench_sets_decide_as_the_reference_sized_and_spilling() {
     compare(
         &policy,
         1024,
-        &trace_frames("acl1_1K", 4000),
+        &trace_frames("acl1_1K", 4000, 0, 1_000),
         "acl1_1K with rate limits",
     );
 }

@@ -10,8 +10,7 @@
 
 mod common;
 
-use common::{data_dir, fpga, with_rate_limits as policy};
-use compiler::classbench::{parse_trace, trace_packet};
+use common::{fpga, trace_frames, with_rate_limits as policy};
 use compiler::eval::Evaluator;
 use compiler::ir::{Action, Policy, Verdict};
 use compiler::key::Class;
@@ -21,15 +20,9 @@ use compiler::wire::classify;
 use sim::nic::{Frame, NicResult, NicTable, NicVerdict, RuleCounters, SimNic};
 
 /// Frames of a set's trace as packets, 20 µs apart.
+/// A set's trace as packets, 20 µs apart.
 fn frames(set: &str, n: usize) -> Vec<(Vec<u8>, u64)> {
-    let text = std::fs::read_to_string(data_dir().join(format!("{set}_trace"))).expect("trace");
-    parse_trace(set, &text)
-        .unwrap()
-        .iter()
-        .take(n)
-        .enumerate()
-        .map(|(i, l)| (trace_packet(&l.key), 1_000 + i as u64 * 20_000))
-        .collect()
+    trace_frames(set, n, 1_000, 20_000)
 }
 
 /// What the compiler's table says the NIC does with each frame, with

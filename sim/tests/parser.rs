@@ -10,17 +10,14 @@
 //! and past the bound, each L4 header, bad lengths), then cut, padded and
 //! edited at random.
 
+mod common;
+
+use common::data_dir;
 use compiler::classbench::{parse_trace, trace_packet};
 use compiler::wire::classify;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
 use sim::parser::{Drive, Parsed, SimParser};
-
-fn data_dir() -> std::path::PathBuf {
-    std::env::var_os("PALISADE_CLASSBENCH_DIR")
-        .map(Into::into)
-        .unwrap_or_else(|| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/classbench"))
-}
 
 /// Run `frames` through `p` and compare every result with the reference.
 fn check(p: &mut SimParser, frames: &[Vec<u8>], drive: Drive) -> Result<(), String> {

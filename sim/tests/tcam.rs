@@ -8,18 +8,15 @@
 //! structure synthesis builds (FLOPS = 1) against the simulated one, clock
 //! by clock under random writes and keys.
 
+mod common;
+
+use common::data_dir;
 use compiler::classbench::{parse_rules, parse_trace, Actions};
 use compiler::tcam::checkers::Encoding;
 use compiler::tcam::entry::Expansion;
 use compiler::tcam::expand_prioritised;
 use compiler::tcam::layout::{key_bits, Bits};
 use sim::SimTcam;
-
-fn data_dir() -> std::path::PathBuf {
-    std::env::var_os("PALISADE_CLASSBENCH_DIR")
-        .map(Into::into)
-        .unwrap_or_else(|| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/classbench"))
-}
 
 /// Up to `n` of a set's entries in priority order, and keys: the trace's,
 /// and one per entry with every don't-care bit taken from a trace key (so

@@ -2,7 +2,7 @@
 
 #![allow(dead_code)]
 
-use compiler::classbench::{parse_rules, Actions};
+use compiler::classbench::{parse_rules, parse_trace, trace_packet, Actions};
 use compiler::ir::{Action, Policy, Rate, RateLimit};
 use compiler::profile::NicProfile;
 
@@ -47,4 +47,17 @@ pub fn fpga(entries: u32) -> NicProfile {
     p.tables[0].capacity = entries;
     p.max_prios = entries;
     p
+}
+
+/// The first `n` lines of a set's trace as packets (the `--as-packets`
+/// conversion), line i arriving at `start + i * spacing` nanoseconds.
+pub fn trace_frames(set: &str, n: usize, start: u64, spacing: u64) -> Vec<(Vec<u8>, u64)> {
+    let text = std::fs::read_to_string(data_dir().join(format!("{set}_trace"))).expect("trace");
+    parse_trace(set, &text)
+        .unwrap()
+        .iter()
+        .take(n)
+        .enumerate()
+        .map(|(i, l)| (trace_packet(&l.key), start + i as u64 * spacing))
+        .collect()
 }
