@@ -129,6 +129,57 @@ if [ "$(id -u)" -eq 0 ]; then
   in_ns $P apply "$OUT/edge.yaml" --dev pdemo0 --nic mlx5
   in_ns $P detach --dev pdemo0
 
+  step "the agent: the policy from a directory (as a ConfigMap or git checkout), metrics, an edit, a broken edit (palisade agent)"
+  AG="$OUT/agent"; rm -rf "$AG"; mkdir -p "$AG/policy"
+  cp "$OUT/edge.yaml" "$AG/policy/policy.yaml"
+  cat > "$AG/agent.toml" <<TOML
+[policy]
+path = "policy"
+poll_interval = "200ms"
+[[interfaces]]
+name = "pdemo0"
+nic = "none"
+[reconcile]
+interval = "2s"
+[metrics]
+listen = "127.0.0.1:9477"
+top_k = 5
+[log]
+format = "json"
+audit = "audit.jsonl"
+TOML
+  ip -n $NS-d link set lo up
+  in_ns $P agent --config "$AG/agent.toml" 2> "$AG/agent.log" &
+  AGENT=$!
+  trap 'kill $AGENT 2>/dev/null; cleanup' EXIT
+  for _ in $(seq 50); do in_ns curl -sf 127.0.0.1:9477/healthz >/dev/null && break; sleep 0.2; done
+  ip netns exec $NS-p tcpreplay -q -i pdemo1 "$OUT/edge.pcap" >/dev/null 2>&1 || true
+  sleep 0.3
+  echo "GET /metrics (excerpt):"
+  in_ns curl -s 127.0.0.1:9477/metrics | grep -E '^palisade_(rule_packets|packets|deployments|generation|interface_in_sync|policy_valid)' | head -20
+  echo; echo "an edit: ssh from the office is now denied too"
+  cp "$OUT/edge.yaml" "$AG/policy/.next"
+  python3 - "$AG/policy/.next" <<'PY'
+import sys
+p = sys.argv[1]
+s = open(p).read()
+i = s.index("id: ssh-office")
+j = s.index("action: allow", i)
+open(p, "w").write(s[:j] + "action: deny" + s[j + len("action: allow"):])
+PY
+  mv "$AG/policy/.next" "$AG/policy/policy.yaml"
+  sleep 1
+  tail -n 1 "$AG/audit.jsonl"
+  echo; echo "a broken edit: refused, the policy in force stays, /metrics says where"
+  sed 's/protocol: tcp/protocol: tcpp/' "$AG/policy/policy.yaml" > "$AG/policy/.next" && mv "$AG/policy/.next" "$AG/policy/policy.yaml"
+  sleep 1
+  in_ns curl -s 127.0.0.1:9477/metrics | grep -E '^palisade_policy_(valid|error_info)'
+  in_ns $P status --dev pdemo0 | head -2
+  kill $AGENT; wait $AGENT 2>/dev/null || true
+  echo "agent stopped; enforcement stays until detach:"
+  in_ns $P status --dev pdemo0 | head -1
+  in_ns $P detach --dev pdemo0
+
   if [ -d "$CB" ]; then
     step "XDP cost per packet on acl1_10K, kernel-measured (palisade bench xdp)"
     $P bench xdp "$CB/acl1_10K" "$CB/acl1_10K_trace" --frames 200 --repeat 500
@@ -137,4 +188,3 @@ else
   step "XDP steps skipped: loading XDP programs needs root"
 fi
 
-step "not built yet: the agent (palisade agent)"

@@ -57,7 +57,7 @@ fn save_source(dev: &str, s: &Source) -> Result<()> {
 }
 
 /// The policy applied last to `dev`, if recorded.
-fn previous_policy(dev: &str) -> Option<(Source, Policy)> {
+pub fn previous_policy(dev: &str) -> Option<(Source, Policy)> {
     let text = std::fs::read_to_string(state_dir(dev).join("policy.json")).ok()?;
     let v: Value = serde_json::from_str(&text).ok()?;
     let file = v["file"].as_str()?.to_string();
@@ -264,6 +264,74 @@ pub fn apply(policy: &Policy, source: Source, profile: &NicProfile, dev: &str) -
     save_source(dev, &source)?;
     record_nic(dev, policy, &nic)?;
     Ok(Deployed { xdp, nic: Some(nic) })
+}
+
+/// What [`enforce`] did.
+pub struct Enforced {
+    pub xdp: lifecycle::Applied,
+    pub nic: Option<NicApplied>,
+    /// Things the operator should know (no flower in this kernel, old
+    /// NIC filters removed, generic XDP).
+    pub notes: Vec<String>,
+}
+
+/// Enforce `policy` on `dev` with `profile`: XDP and, when the profile
+/// has a NIC stage and the kernel has cls_flower, the NIC share
+/// ([`apply`]); otherwise XDP alone, removing NIC filters an earlier apply
+/// left. Records what was applied (policy, NIC filters, a digest of the
+/// XDP tables) in [`state_dir`]. On failure the interface is as it was.
+pub fn enforce(policy: &Policy, source: Source, profile: &NicProfile, dev: &str) -> Result<Enforced> {
+    let mut notes = Vec::new();
+    let (xdp, nic) = if profile.offload && offload::flower_available() {
+        let d = apply(policy, source, profile, dev)?;
+        (d.xdp, d.nic)
+    } else {
+        if profile.offload {
+            // Nothing goes to the NIC: XDP holds the whole policy anyway.
+            notes.push(format!(
+                "{dev}: this kernel has no tc-flower classifier (CONFIG_NET_CLS_FLOWER is off); nothing is offloaded to the NIC, XDP enforces the whole policy"
+            ));
+        }
+        let xdp = lifecycle::apply(policy, crate::ops::sha256(&source.text), dev)?;
+        // NIC filters of an earlier apply would now decide on their own.
+        if let Some(removed) = remove_nic(dev)? {
+            notes.push(format!("{dev}: removed {removed} NIC filter(s) of the previous apply"));
+        }
+        record_xdp_only(dev, &source)?;
+        (xdp, None)
+    };
+    if let Some(w) = &xdp.warning {
+        notes.push(format!("warning: {w}"));
+    }
+    record_tables(dev)?;
+    Ok(Enforced { xdp, nic, notes })
+}
+
+/// Record the digest of the XDP tables now in force on `dev`.
+pub fn record_tables(dev: &str) -> Result<()> {
+    let digest = lifecycle::tables_digest(dev)?;
+    let dir = state_dir(dev);
+    std::fs::create_dir_all(&dir)?;
+    std::fs::write(
+        dir.join("xdp.json"),
+        format!("{}\n", json!({"tables_sha256": hex(&digest)})),
+    )
+    .context("recording the XDP tables' digest")
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// Does the XDP program in force on `dev` hold the tables the last apply
+/// recorded? `None` when nothing was recorded.
+pub fn xdp_tables_intact(dev: &str) -> Result<Option<bool>> {
+    let Ok(text) = std::fs::read_to_string(state_dir(dev).join("xdp.json")) else {
+        return Ok(None);
+    };
+    let v: Value = serde_json::from_str(&text).context("reading the XDP tables' record")?;
+    let recorded = v["tables_sha256"].as_str().unwrap_or_default().to_string();
+    Ok(Some(hex(&lifecycle::tables_digest(dev)?) == recorded))
 }
 
 /// Record an XDP-only apply (no NIC stage).

@@ -4,8 +4,10 @@
 //! `offload`, `fallback-xdp`, `sim`), and prints. Exit codes: 0 success or a
 //! valid policy, 1 an invalid policy or input, 2 a usage or I/O error.
 
+mod agent;
 mod bench;
 mod deploy;
+mod diffcmd;
 mod example;
 mod fpga;
 mod input;
@@ -84,6 +86,12 @@ enum Command {
     /// configured by the flower filters `apply --nic` sends) and the host
     /// stage; no root and no hardware needed.
     Sim(simcmd::SimArgs),
+    /// Keep interfaces enforcing the policy a file or directory holds:
+    /// re-read on change, canary first, reconciled, with Prometheus metrics.
+    Agent(agent::AgentArgs),
+    /// The semantic difference of two policies: which rules changed coverage,
+    /// with a witness packet for each change (exit status 3 when verdicts change).
+    Diff(diffcmd::DiffArgs),
 }
 
 #[derive(Args)]
@@ -412,6 +420,8 @@ fn main() -> ExitCode {
         Command::Sim(a) => simcmd::sim(a),
         Command::Block(c) => ops::block(c).and_then(|s| stdout_write(&s)).map(|_| ExitCode::SUCCESS),
         Command::Log(a) => ops::log(a).map(|_| ExitCode::SUCCESS),
+        Command::Agent(a) => agent::run(a),
+        Command::Diff(a) => diffcmd::diff(a),
     };
     match result {
         Ok(code) => code,
@@ -1005,38 +1015,15 @@ fn apply(a: ApplyArgs) -> Result<ExitCode> {
         text: loaded.source.clone(),
         classbench: is_cb.then(|| a.policy.actions.into()),
     };
-    if profile.offload && offload::flower_available() {
-        let d = deploy::apply(&policy, source, &profile, &a.dev)?;
-        if let Some(w) = &d.xdp.warning {
-            eprintln!("palisade: warning: {w}");
-        }
-        let mut out = ops::applied(&d.xdp, &loaded.file, a.format);
-        if let Some(nic) = &d.nic {
-            out = ops::with_nic(out, nic, &policy, &a.dev, a.format);
-        }
-        stdout_write(&out)?;
-        return Ok(ExitCode::SUCCESS);
+    let d = deploy::enforce(&policy, source, &profile, &a.dev)?;
+    for n in &d.notes {
+        eprintln!("palisade: {n}");
     }
-    if profile.offload {
-        // Nothing goes to the NIC: XDP holds the whole policy anyway.
-        eprintln!(
-            "palisade: {}: this kernel has no tc-flower classifier (CONFIG_NET_CLS_FLOWER is off); nothing is offloaded to the NIC, XDP enforces the whole policy",
-            a.dev
-        );
+    let mut out = ops::applied(&d.xdp, &loaded.file, a.format);
+    if let Some(nic) = &d.nic {
+        out = ops::with_nic(out, nic, &policy, &a.dev, a.format);
     }
-    let applied = fallback_xdp::lifecycle::apply(&policy, ops::sha256(&loaded.source), &a.dev)?;
-    if let Some(w) = &applied.warning {
-        eprintln!("palisade: warning: {w}");
-    }
-    // NIC filters of an earlier apply would now decide on their own.
-    if let Some(removed) = deploy::remove_nic(&a.dev)? {
-        eprintln!(
-            "palisade: {}: removed {removed} NIC filter(s) of the previous apply",
-            a.dev
-        );
-    }
-    deploy::record_xdp_only(&a.dev, &source)?;
-    stdout_write(&ops::applied(&applied, &loaded.file, a.format))?;
+    stdout_write(&out)?;
     Ok(ExitCode::SUCCESS)
 }
 

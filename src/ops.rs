@@ -241,29 +241,34 @@ pub fn status(a: DevArgs) -> Result<(String, bool)> {
 }
 
 /// Counters per rule id: XDP's, plus what the NIC dropped for the rule
-/// (each packet is counted where it was decided, so nothing twice).
+/// (each packet is counted where it was decided, so nothing twice), and of
+/// those the packets denied (a rate-limit rule's policed ones included).
 pub fn stats(a: DevArgs) -> Result<String> {
     let xdp = lifecycle::stats(&a.dev)?;
     let mut nic = crate::deploy::nic_counts(&a.dev)?;
-    // XDP's order, then ids only the NIC counted.
-    let mut rows: Vec<(String, u64, u64, u64)> = xdp
+    // XDP's order, then ids only the NIC counted: (id, packets, bytes,
+    // denied packets, on the NIC).
+    let mut rows: Vec<(String, u64, u64, u64, u64)> = xdp
         .into_iter()
         .map(|(id, c)| {
             let n = nic.remove(&id).unwrap_or((0, 0));
-            (id, c.packets + n.0, c.bytes + n.1, n.0)
+            (id, c.packets + n.0, c.bytes + n.1, c.denied_packets + n.0, n.0)
         })
         .collect();
-    rows.extend(nic.into_iter().map(|(id, n)| (id, n.0, n.1, n.0)));
+    rows.extend(nic.into_iter().map(|(id, n)| (id, n.0, n.1, n.0, n.0)));
     if a.format == Format::Json {
         let v: Vec<_> = rows
             .iter()
-            .map(|(id, p, b, n)| json!({"id": id, "packets": p, "bytes": b, "nic_packets": n}))
+            .map(|(id, p, b, d, n)| json!({"id": id, "packets": p, "bytes": b, "denied_packets": d, "nic_packets": n}))
             .collect();
         return Ok(format!("{}\n", json!({"dev": a.dev, "counters": v})));
     }
-    let mut s = format!("{:<32} {:>14} {:>16} {:>14}\n", "id", "packets", "bytes", "on the NIC");
-    for (id, p, b, n) in rows {
-        let _ = writeln!(s, "{id:<32} {p:>14} {b:>16} {n:>14}");
+    let mut s = format!(
+        "{:<32} {:>14} {:>16} {:>14} {:>14}\n",
+        "id", "packets", "bytes", "denied", "on the NIC"
+    );
+    for (id, p, b, d, n) in rows {
+        let _ = writeln!(s, "{id:<32} {p:>14} {b:>16} {d:>14} {n:>14}");
     }
     Ok(s)
 }

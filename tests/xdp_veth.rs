@@ -406,6 +406,17 @@ fn rate_limit_on_the_kernel_clock_matches_the_reference() {
         })
         .collect();
     assert_eq!(logged.len(), 2000, "every decision logged");
+    // The counters' denied packets are the program's own deny decisions.
+    let out = palisade_in(&pair, &["stats", "--dev", &pair.dev, "--format", "json"]);
+    let v: Value = serde_json::from_str(&out).unwrap();
+    let denied_logged = logged.iter().filter(|(_, v)| v == "deny").count() as u64;
+    let limit = v["counters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == "limit")
+        .expect("the rate-limit rule's counter");
+    assert_eq!(limit["denied_packets"].as_u64(), Some(denied_logged), "{limit}");
     logged.sort_by_key(|(t, _)| *t);
     let key = compiler::key::Key::new(compiler::key::Family::V4, 0xc000_0201, 0xc000_0202, 17);
     let mut key = key;

@@ -98,6 +98,8 @@ use crate::eval::Outcome;
 use crate::ir::{Action, FragMatch, Match, Policy, Verdict};
 use crate::key::{Family, Frag, Key};
 
+pub mod diff;
+
 /// The keys the analysis ranges over.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Universe {

@@ -199,6 +199,7 @@ pub fn parse_rules(file: &str, text: &str, actions: Actions) -> Result<Policy, V
                 log: None,
                 matches,
                 line: r.line,
+                expect_no_hits: false,
             }
         })
         .collect();

@@ -282,6 +282,7 @@ mod tests {
                 log: None,
                 matches: Match::default(),
                 line: 0,
+                expect_no_hits: false,
             }],
             default: Verdict::Deny,
             non_ip: Verdict::Allow,

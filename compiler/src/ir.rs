@@ -66,6 +66,9 @@ pub struct Rule {
     pub matches: Match,
     /// 1-based line of the rule in its source, 0 when it has none.
     pub line: u32,
+    /// The operator expects no packet to match this rule in normal traffic
+    /// (`expect-no-hits: true`): a canary rollout stops when it does.
+    pub expect_no_hits: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

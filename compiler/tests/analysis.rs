@@ -701,6 +701,7 @@ fn policy_of(rules: Vec<(Match, (Action, Option<u32>))>, default: Verdict, frag:
                 log,
                 matches,
                 line: i as u32 + 1,
+                expect_no_hits: false,
             })
             .collect(),
         default,

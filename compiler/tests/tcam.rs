@@ -193,6 +193,7 @@ fn policy() -> impl Strategy<Value = Policy> {
                     log: None,
                     matches,
                     line: 0,
+                    expect_no_hits: false,
                 })
                 .collect(),
             default,

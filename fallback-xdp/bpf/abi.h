@@ -94,7 +94,7 @@
 #define RULE_CONF_SIZE 16
 #define BUCKET_SIZE 56
 #define CONFIG_SIZE 16
-#define COUNTER_SIZE 16
+#define COUNTER_SIZE 32
 #define LAST_SIZE 80
 #define SLOT_ID_SIZE 128
 #define META_SIZE 64
@@ -177,6 +177,9 @@ struct config {
 struct counter {
 	__u64 packets;
 	__u64 bytes;
+	/* Of those, the ones denied (a rate-limit rule's policed packets). */
+	__u64 denied_packets;
+	__u64 denied_bytes;
 };
 
 /* The last decision on this CPU, with the key it was made on (written only

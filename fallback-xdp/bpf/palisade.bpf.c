@@ -581,13 +581,17 @@ static __always_inline __u32 police(__u32 r, __u32 len, __u64 now)
 }
 
 /* Count the packet; returns the slot's packet count on this CPU. */
-static __always_inline __u64 count(__u32 slot, __u32 len)
+static __always_inline __u64 count(__u32 slot, __u32 len, __u32 verdict)
 {
 	struct counter *c = bpf_map_lookup_elem(&counters, &slot);
 	if (!c)
 		return 0;
 	c->packets += 1;
 	c->bytes += len;
+	if (verdict != VERDICT_ALLOW) {
+		c->denied_packets += 1;
+		c->denied_bytes += len;
+	}
 	return c->packets;
 }
 
@@ -681,7 +685,7 @@ static __always_inline int decide(struct xdp_md *ctx, int linear)
 			slot = SLOT_DEFAULT;
 		}
 	}
-	__u64 n = count(slot, len);
+	__u64 n = count(slot, len, verdict);
 	/* The first decision, then one in N (n counts from 1). */
 	if (log_one_in && (n - 1) % log_one_in == 0)
 		log_decision(k, slot, verdict, now);

@@ -79,6 +79,10 @@ pub struct Config {
 pub struct Counter {
     pub packets: u64,
     pub bytes: u64,
+    /// Of those, the ones denied: all of a deny rule's, a rate-limit
+    /// rule's policed packets, none of an allow rule's.
+    pub denied_packets: u64,
+    pub denied_bytes: u64,
 }
 
 #[repr(C)]

@@ -427,6 +427,97 @@ pub fn stats(dev: &str) -> Result<Vec<(String, Counter)>> {
         .collect())
 }
 
+/// The kernel's run-time statistics of the program in force on `dev`
+/// (accumulated only while some process holds BPF_ENABLE_STATS, see
+/// [`enable_run_time_stats`]): (program id, total run time, runs).
+pub fn run_stats(dev: &str) -> Result<(u32, Duration, u64)> {
+    let dir = require_dir(dev)?;
+    let id = link_program_id(&dir).ok_or_else(|| anyhow!("{dev}: the pinned link has no program"))?;
+    for p in aya::programs::loaded_programs() {
+        let p = p?;
+        if p.id() == id {
+            return Ok((id, p.run_time(), p.run_count()));
+        }
+    }
+    bail!("{dev}: no loaded BPF program has id {id}")
+}
+
+/// A reference that keeps a program loaded, and its statistics readable,
+/// after a new generation replaces it.
+pub struct HeldProgram {
+    pub id: u32,
+    _fd: aya::programs::ProgramFd,
+}
+
+/// Hold program `id` (see [`HeldProgram`]).
+pub fn hold_program(id: u32) -> Result<HeldProgram> {
+    for p in aya::programs::loaded_programs() {
+        let p = p?;
+        if p.id() == id {
+            return Ok(HeldProgram { id, _fd: p.fd()? });
+        }
+    }
+    bail!("no loaded BPF program has id {id}")
+}
+
+/// The run-time statistics of program `id`: (total run time, runs).
+pub fn program_run_stats(id: u32) -> Result<(Duration, u64)> {
+    for p in aya::programs::loaded_programs() {
+        let p = p?;
+        if p.id() == id {
+            return Ok((p.run_time(), p.run_count()));
+        }
+    }
+    bail!("no loaded BPF program has id {id}")
+}
+
+/// Make the kernel account BPF programs' run time for as long as the
+/// returned descriptor is open (BPF_ENABLE_STATS; needs CAP_SYS_ADMIN).
+pub fn enable_run_time_stats() -> Result<std::os::fd::OwnedFd> {
+    aya::sys::enable_stats(aya::sys::Stats::RunTime).map_err(|e| anyhow!("BPF_ENABLE_STATS: {e}"))
+}
+
+/// The maps of the generation in force that hold the policy (config,
+/// trees, nodes, leaf entries, rules; not the buckets, clock or per-CPU
+/// scratch the program writes): a SHA-256 over their contents as the
+/// kernel holds them, to tell a changed entry from what was applied.
+pub fn tables_digest(dev: &str) -> Result<[u8; 32]> {
+    use sha2::{Digest, Sha256};
+    let dir = require_dir(dev)?;
+    let id = link_program_id(&dir).ok_or_else(|| anyhow!("{dev}: the pinned link has no program"))?;
+    let maps = program_maps(id)?;
+    let mut h = Sha256::new();
+    for name in ["config", "trees", "nodes", "leaf_entries", "rules"] {
+        let Some((map_id, _)) = maps.iter().find(|(_, n)| n == name) else {
+            bail!("{dev}: the program in force has no `{name}` map");
+        };
+        let data = MapData::from_id(*map_id).with_context(|| format!("opening map {name} (id {map_id})"))?;
+        h.update(name.as_bytes());
+        let map = Map::from_map_data(data)?;
+        match name {
+            "config" => hash_array::<abi::Config>(map, &mut h)?,
+            "trees" => hash_array::<abi::Tree>(map, &mut h)?,
+            "nodes" => hash_array::<abi::Node>(map, &mut h)?,
+            "leaf_entries" => hash_array::<abi::LeafEntry>(map, &mut h)?,
+            _ => hash_array::<abi::RuleConf>(map, &mut h)?,
+        }
+    }
+    Ok(h.finalize().into())
+}
+
+fn hash_array<V: aya::Pod>(map: Map, h: &mut sha2::Sha256) -> Result<()> {
+    use sha2::Digest;
+    let a: Array<MapData, V> = Array::try_from(map)?;
+    for i in 0..a.len() {
+        let v = a.get(&i, 0)?;
+        // SAFETY: V is plain old data (aya::Pod); its bytes are as read
+        // from the kernel, padding included.
+        let bytes = unsafe { std::slice::from_raw_parts(&v as *const V as *const u8, std::mem::size_of::<V>()) };
+        h.update(bytes);
+    }
+    Ok(())
+}
+
 /// Detach from `dev` and remove every pin: enforcement stops.
 pub fn detach(dev: &str) -> Result<()> {
     let dir = require_dir(dev)?;

@@ -534,6 +534,8 @@ pub fn sum_counters<T: std::borrow::Borrow<MapData>>(
                 Ok(per_cpu.iter().fold(Counter::default(), |a, v| Counter {
                     packets: a.packets + v.packets,
                     bytes: a.bytes + v.bytes,
+                    denied_packets: a.denied_packets + v.denied_packets,
+                    denied_bytes: a.denied_bytes + v.denied_bytes,
                 }))
             })
             .collect()

@@ -103,7 +103,8 @@ pub struct Sender {
 }
 
 impl Sender {
-    fn open(ns: &str, iface: &str) -> Result<Sender, String> {
+    /// A sender on interface `iface` of namespace `ns` (a name under /run/netns).
+    pub fn open(ns: &str, iface: &str) -> Result<Sender, String> {
         let ns_path = format!("/run/netns/{ns}");
         let iface = iface.to_string();
         // setns changes only the calling thread: do it in a thread of its own.

@@ -30,6 +30,7 @@ pub(super) const RULE_FIELDS: &[&str] = &[
     "description",
     "action",
     "log",
+    "expect-no-hits",
     "rate",
     "burst",
     "family",
@@ -763,6 +764,16 @@ fn lower_rule(
     };
 
     let log = get("log").and_then(|(_, v)| field_log(cx, v));
+    let expect_no_hits = match get("expect-no-hits") {
+        None => false,
+        Some((_, v)) => match &v.data {
+            YamlData::Value(Scalar::Boolean(b)) => *b,
+            _ => {
+                cx.wrong_type(v, "expect-no-hits", "a boolean", "true");
+                false
+            }
+        },
+    };
 
     // Match fields.
     let mut m = Match::default();
@@ -1066,6 +1077,7 @@ fn lower_rule(
         log,
         matches: m,
         line: n.span.start.line() as u32,
+        expect_no_hits,
     };
     Some((rule, action_node.map(|(_, v)| v.span)?))
 }

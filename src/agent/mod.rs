@@ -1,0 +1,961 @@
+//! `palisade agent`: keeps interfaces enforcing the policy a file or
+//! directory holds.
+//!
+//! One controller task does everything that changes an interface, one
+//! thing at a time, in this loop:
+//!
+//! - **Source**: every `poll_interval` the policy file is read and hashed.
+//!   New content is parsed, validated and compiled (the XDP tables and each
+//!   interface's NIC plan are built); a policy with any error is not
+//!   applied: the policy in force stays, and the error (file, line, rule)
+//!   goes to the log, to `palisade_policy_error_info` and to the audit log.
+//! - **Rollout**: a valid new policy goes first to the canary interfaces
+//!   (when some are marked and an earlier policy is in force to go back
+//!   to); after the canary window their denied-packet rate and the hits on
+//!   `expect-no-hits` rules are compared with the thresholds, and the
+//!   canaries are rolled back, or the rest get the policy. Each interface
+//!   is updated as `palisade apply` does (DESIGN §5: XDP first, then the
+//!   NIC; a failure leaves that interface as it was).
+//! - **Reconcile**: every `[reconcile] interval`, and shortly after a
+//!   netlink link event on a managed interface, each interface is checked:
+//!   the pinned program is attached to the interface, it carries the
+//!   policy in force (SHA-256), its tables hash to what was applied, and the
+//!   NIC holds the filters applied. Drift is counted and repaired by
+//!   applying the policy again.
+//!
+//! The agent never detaches anything when it stops: enforcement lives in
+//! the kernel (pinned XDP link and maps, tc filters). A restarted agent
+//! finds each interface in sync and adopts it without touching it.
+
+mod config;
+mod counts;
+mod metrics;
+mod source;
+
+use std::collections::BTreeSet;
+use std::io::Write as _;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::{anyhow, Context, Result};
+use clap::Args;
+use compiler::ir::{Action, Policy};
+use compiler::profile::NicProfile;
+use serde_json::{json, Value};
+use tracing::{error, info, warn};
+
+use config::{Config, IfaceConf, LogFormat};
+use counts::Accumulators;
+use metrics::{ErrorLabels, Iface, IfaceResult, InfoLabels, ResultLabel, Shared};
+use source::Snapshot;
+
+#[derive(Args)]
+pub struct AgentArgs {
+    /// The agent's configuration (TOML): policy source, interfaces with
+    /// their NIC profile, metrics address, logs, canary settings.
+    #[arg(long, value_name = "FILE")]
+    pub config: PathBuf,
+    /// Check the configuration and the policy it names, then exit.
+    #[arg(long)]
+    pub check: bool,
+}
+
+pub fn run(a: AgentArgs) -> Result<ExitCode> {
+    let cfg = Config::load(&a.config)?;
+    if a.check {
+        let snap = source::read(&cfg.policy)?;
+        return match parse(&snap) {
+            Ok(p) => {
+                println!(
+                    "{}: valid; policy {} ({} rules), {} interface(s)",
+                    a.config.display(),
+                    snap.file,
+                    p.policy.rules.len(),
+                    cfg.interfaces.len()
+                );
+                Ok(ExitCode::SUCCESS)
+            }
+            Err(diags) => {
+                eprint!("{}", compiler::diag::Diagnostic::render_all(&diags, &snap.text));
+                Ok(ExitCode::from(1))
+            }
+        };
+    }
+    if unsafe { libc::geteuid() } != 0 {
+        anyhow::bail!("the agent attaches XDP programs and changes tc filters: run it as root (or with CAP_BPF and CAP_NET_ADMIN)");
+    }
+    init_logging(cfg.log.format);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the runtime")?;
+    rt.block_on(async move {
+        let agent = Agent::start(cfg).await?;
+        agent.run().await
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let b = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => b.json().flatten_event(true).init(),
+        LogFormat::Text => b.init(),
+    }
+}
+
+/// A policy that parsed and validated.
+#[derive(Clone)]
+struct Desired {
+    snap: Snapshot,
+    policy: Arc<Policy>,
+    classbench: Option<compiler::classbench::Actions>,
+}
+
+impl Desired {
+    fn source(&self) -> crate::deploy::Source {
+        crate::deploy::Source {
+            file: self.snap.file.clone(),
+            text: self.snap.text.clone(),
+            classbench: self.classbench,
+        }
+    }
+
+    fn short(&self) -> String {
+        hex(&self.snap.sha256[..6])
+    }
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+fn parse(snap: &Snapshot) -> std::result::Result<Desired, Vec<compiler::diag::Diagnostic>> {
+    if compiler::classbench::looks_like_rules(&snap.text) {
+        let actions = compiler::classbench::Actions::Mixed;
+        compiler::classbench::parse_rules(&snap.file, &snap.text, actions).map(|p| Desired {
+            snap: snap.clone(),
+            policy: Arc::new(p),
+            classbench: Some(actions),
+        })
+    } else {
+        let c = compiler::policy::parse(&snap.file, &snap.text);
+        match c.policy {
+            Some(p) => Ok(Desired {
+                snap: snap.clone(),
+                policy: Arc::new(p),
+                classbench: None,
+            }),
+            None => Err(c.diagnostics.into_iter().filter(|d| d.is_error()).collect()),
+        }
+    }
+}
+
+fn unix_now() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}
+
+struct IfaceState {
+    conf: IfaceConf,
+    /// Resolved once (`auto` probes).
+    profile: Option<NicProfile>,
+}
+
+/// Append-only JSON lines of every policy applied or refused.
+struct Audit {
+    path: Option<PathBuf>,
+}
+
+impl Audit {
+    fn write(&self, mut v: Value) {
+        v["time"] = json!(humantime::format_rfc3339_millis(SystemTime::now()).to_string());
+        info!(audit = %v, "audit");
+        let Some(path) = &self.path else { return };
+        let line = format!("{v}\n");
+        let r = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .and_then(|mut f| f.write_all(line.as_bytes()));
+        if let Err(e) = r {
+            error!(path = %path.display(), error = %e, "cannot write the audit log");
+        }
+    }
+}
+
+struct Agent {
+    cfg: Config,
+    shared: Arc<Shared>,
+    ifaces: Vec<IfaceState>,
+    /// The last good policy: the one in force (or being rolled out).
+    desired: Option<Desired>,
+    /// The source content handled last (valid or not).
+    seen: Option<[u8; 32]>,
+    audit: Audit,
+    link_events: Arc<tokio::sync::Notify>,
+    /// Holds the kernel's BPF run-time accounting on.
+    _stats_fd: Option<std::os::fd::OwnedFd>,
+}
+
+/// What a check of one interface found.
+enum Check {
+    InSync,
+    Drift(String),
+}
+
+impl Agent {
+    async fn start(cfg: Config) -> Result<Agent> {
+        let acc = Accumulators::default();
+        let stats_fd = match fallback_xdp::lifecycle::enable_run_time_stats() {
+            Ok(fd) => {
+                acc.run_stats.store(true, std::sync::atomic::Ordering::Relaxed);
+                Some(fd)
+            }
+            Err(e) => {
+                warn!(error = %e, "the kernel will not account XDP run time; palisade_xdp_run_seconds_total stays absent (needs CAP_SYS_ADMIN, or sysctl kernel.bpf_stats_enabled=1)");
+                None
+            }
+        };
+        if std::fs::read_to_string("/proc/sys/kernel/bpf_stats_enabled").is_ok_and(|s| s.trim() == "1") {
+            acc.run_stats.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+        let names: Vec<String> = cfg.interfaces.iter().map(|i| i.name.clone()).collect();
+        let shared = Arc::new(Shared::new(names, cfg.metrics.top_k, acc));
+        metrics::serve(cfg.metrics.listen, Arc::clone(&shared)).await?;
+        info!(listen = %cfg.metrics.listen, "serving /metrics, /healthz and /rules");
+        if let Some(path) = &cfg.log.decisions {
+            start_decision_log(&cfg.interfaces, path)?;
+        }
+        let link_events = Arc::new(tokio::sync::Notify::new());
+        let names: BTreeSet<String> = cfg.interfaces.iter().map(|i| i.name.clone()).collect();
+        if let Err(e) = watch_links(names, Arc::clone(&link_events)) {
+            warn!(error = %e, "not watching netlink link events; reconciling on the interval only");
+        }
+        let ifaces = cfg
+            .interfaces
+            .iter()
+            .map(|c| IfaceState {
+                conf: c.clone(),
+                profile: None,
+            })
+            .collect();
+        Ok(Agent {
+            audit: Audit {
+                path: cfg.log.audit.clone(),
+            },
+            cfg,
+            shared,
+            ifaces,
+            desired: None,
+            seen: None,
+            link_events,
+            _stats_fd: stats_fd,
+        })
+    }
+
+    fn set_health(&self) {
+        let why = match &self.desired {
+            None => Some("no valid policy has been applied yet".to_string()),
+            Some(_) => {
+                let bad: Vec<&str> = self
+                    .ifaces
+                    .iter()
+                    .filter(|i| {
+                        self.shared
+                            .metrics
+                            .in_sync
+                            .get_or_create(&Iface {
+                                interface: i.conf.name.clone(),
+                            })
+                            .get()
+                            == 0
+                    })
+                    .map(|i| i.conf.name.as_str())
+                    .collect();
+                (!bad.is_empty()).then(|| format!("not enforcing the policy in force: {}", bad.join(", ")))
+            }
+        };
+        *self.shared.unhealthy.lock().expect("not poisoned") = why;
+    }
+
+    async fn run(mut self) -> Result<()> {
+        self.adopt().await;
+        let mut poll = tokio::time::interval(self.cfg.policy.poll_interval);
+        poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut reconcile = tokio::time::interval(self.cfg.reconcile.interval);
+        reconcile.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        reconcile.tick().await;
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        let events = Arc::clone(&self.link_events);
+        loop {
+            tokio::select! {
+                _ = poll.tick() => self.check_source().await,
+                _ = reconcile.tick() => self.reconcile("interval").await,
+                _ = events.notified() => {
+                    // Let a burst of events (ours among them) settle.
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    self.reconcile("link event").await;
+                }
+                _ = tokio::signal::ctrl_c() => break,
+                _ = term.recv() => break,
+            }
+        }
+        info!("stopping; enforcement stays in place on every interface");
+        Ok(())
+    }
+
+    /// At start: take the policy source, or (when it is unreadable or
+    /// invalid) the policy last applied, as the one in force; adopt each
+    /// interface that already enforces it, update the others.
+    async fn adopt(&mut self) {
+        let from_source = match source::read(&self.cfg.policy) {
+            Ok(snap) => {
+                self.seen = Some(snap.sha256);
+                match parse(&snap) {
+                    Ok(d) => Some(d),
+                    Err(diags) => {
+                        self.report_invalid(&snap, &diags);
+                        None
+                    }
+                }
+            }
+            Err(e) => {
+                error!(error = %format!("{e:#}"), "cannot read the policy source");
+                None
+            }
+        };
+        let recorded = self.ifaces.iter().find_map(|i| {
+            crate::deploy::previous_policy(&i.conf.name).map(|(src, p)| Desired {
+                snap: Snapshot {
+                    sha256: crate::ops::sha256(&src.text),
+                    revision: None,
+                    file: src.file,
+                    text: src.text,
+                },
+                policy: Arc::new(p),
+                classbench: src.classbench,
+            })
+        });
+        match (from_source, recorded) {
+            (Some(d), recorded) => {
+                let in_force_everywhere = recorded.as_ref().is_some_and(|r| r.snap.sha256 == d.snap.sha256);
+                if in_force_everywhere {
+                    self.desired = Some(d);
+                    self.reconcile("start").await;
+                } else {
+                    self.desired = recorded;
+                    if self.desired.is_some() {
+                        self.reconcile("start").await;
+                    }
+                    if self.validate(&d).await {
+                        self.rollout(d).await;
+                    }
+                }
+            }
+            (None, Some(r)) => {
+                warn!(policy = %r.short(), "the policy source is not usable; keeping the policy applied last");
+                self.desired = Some(r);
+                self.reconcile("start").await;
+            }
+            (None, None) => {
+                error!("no valid policy: nothing is enforced until the source holds one");
+            }
+        }
+        if let Some(d) = &self.desired {
+            self.publish_policy(d);
+        }
+        self.set_health();
+    }
+
+    async fn check_source(&mut self) {
+        let snap = match source::read(&self.cfg.policy) {
+            Ok(s) => s,
+            Err(e) => {
+                if self.seen.is_some() {
+                    warn!(error = %format!("{e:#}"), "cannot read the policy source; keeping the policy in force");
+                    self.seen = None;
+                }
+                return;
+            }
+        };
+        if self.seen == Some(snap.sha256) {
+            return;
+        }
+        self.seen = Some(snap.sha256);
+        if self.desired.as_ref().is_some_and(|d| d.snap.sha256 == snap.sha256) {
+            // Back to the policy in force (e.g. a broken edit undone).
+            self.shared.metrics.policy_valid.set(1);
+            self.shared.metrics.policy_error.clear();
+            return;
+        }
+        info!(file = %snap.file, sha256 = %hex(&snap.sha256[..6]), revision = snap.revision.as_deref().unwrap_or(""), "the policy source changed");
+        match parse(&snap) {
+            Ok(d) => {
+                if self.validate(&d).await {
+                    self.rollout(d).await;
+                }
+            }
+            Err(diags) => self.report_invalid(&snap, &diags),
+        }
+        self.set_health();
+    }
+
+    fn report_invalid(&self, snap: &Snapshot, diags: &[compiler::diag::Diagnostic]) {
+        let m = &self.shared.metrics;
+        m.policy_valid.set(0);
+        m.reloads
+            .get_or_create(&ResultLabel {
+                result: "invalid".into(),
+            })
+            .inc();
+        m.policy_error.clear();
+        if let Some(d) = diags.first() {
+            m.policy_error
+                .get_or_create(&ErrorLabels {
+                    file: d.file.clone(),
+                    line: d.line.to_string(),
+                    rule: d.rule.clone().unwrap_or_default(),
+                    message: d.message.clone(),
+                })
+                .set(1);
+        }
+        for d in diags {
+            error!(
+                file = %d.file, line = d.line, column = d.column,
+                rule = d.rule.as_deref().unwrap_or(""), code = d.code, message = %d.message,
+                help = d.help.as_deref().unwrap_or(""),
+                "invalid policy: not applied; the policy in force stays"
+            );
+        }
+        self.audit.write(json!({
+            "result": "refused", "sha256": hex(&snap.sha256), "revision": snap.revision,
+            "file": snap.file, "interfaces": [],
+            "errors": diags.iter().map(|d| json!({
+                "file": d.file, "line": d.line, "column": d.column, "rule": d.rule, "message": d.message,
+            })).collect::<Vec<_>>(),
+        }));
+    }
+
+    /// Compile and plan `d` for every interface before anything changes.
+    async fn validate(&mut self, d: &Desired) -> bool {
+        self.resolve_profiles().await;
+        let policy = Arc::clone(&d.policy);
+        let profiles: Vec<NicProfile> = self.ifaces.iter().filter_map(|i| i.profile.clone()).collect();
+        let r = tokio::task::spawn_blocking(move || -> Result<()> {
+            fallback_xdp::loader::Tables::new(&policy).context("building the XDP tables")?;
+            for p in &profiles {
+                if p.offload {
+                    let part = compiler::partition::partition(&policy, p);
+                    offload::build::nic_filters(&policy, &part, 0, true)
+                        .map_err(|e| anyhow!("planning the NIC share for {}: {e}", p.name))?;
+                }
+            }
+            Ok(())
+        })
+        .await
+        .map_err(|e| anyhow!("{e}"))
+        .and_then(|r| r);
+        match r {
+            Ok(()) => {
+                self.shared.metrics.policy_valid.set(1);
+                self.shared.metrics.policy_error.clear();
+                true
+            }
+            Err(e) => {
+                let diag = compiler::diag::Diagnostic {
+                    severity: compiler::diag::Severity::Error,
+                    code: "compile",
+                    file: d.snap.file.clone(),
+                    line: 0,
+                    column: 0,
+                    width: 0,
+                    rule: None,
+                    message: format!("{e:#}"),
+                    help: None,
+                };
+                self.report_invalid(&d.snap, &[diag]);
+                false
+            }
+        }
+    }
+
+    async fn resolve_profiles(&mut self) {
+        for i in &mut self.ifaces {
+            if i.profile.is_some() {
+                continue;
+            }
+            let (dev, nic) = (i.conf.name.clone(), i.conf.nic.clone());
+            let r = tokio::task::spawn_blocking(move || resolve_profile(&dev, &nic)).await;
+            match r {
+                Ok(Ok(p)) => {
+                    info!(interface = %i.conf.name, nic = %i.conf.nic, profile = %p.name, offload = p.offload, "NIC profile");
+                    i.profile = Some(p);
+                }
+                Ok(Err(e)) => {
+                    warn!(interface = %i.conf.name, error = %format!("{e:#}"), "no NIC profile; XDP decides everything");
+                    i.profile = NicProfile::load("none").ok();
+                }
+                Err(e) => error!(error = %e, "profile task"),
+            }
+        }
+    }
+
+    fn publish_policy(&self, d: &Desired) {
+        let m = &self.shared.metrics;
+        m.policy_info.clear();
+        m.policy_info
+            .get_or_create(&InfoLabels {
+                sha256: hex(&d.snap.sha256),
+                revision: d.snap.revision.clone().unwrap_or_default(),
+            })
+            .set(1);
+        let limited = d
+            .policy
+            .rules
+            .iter()
+            .filter(|r| matches!(r.action, Action::RateLimit(_)))
+            .map(|r| r.id.clone())
+            .collect();
+        *self.shared.dataplane.rate_limit_ids.lock().expect("not poisoned") = limited;
+    }
+
+    /// Apply `d` to interface `i`. Ok(generation), or the error.
+    async fn deploy(&self, i: usize, d: &Desired, why: &str) -> Result<u64> {
+        let dev = self.ifaces[i].conf.name.clone();
+        let profile = self.ifaces[i]
+            .profile
+            .clone()
+            .map_or_else(|| NicProfile::load("none").map_err(|e| anyhow!("{e}")), Ok)?;
+        let policy = Arc::clone(&d.policy);
+        let source = d.source();
+        let dp = Arc::clone(&self.shared.dataplane);
+        let t = Instant::now();
+        let dev2 = dev.clone();
+        let r = tokio::task::spawn_blocking(move || {
+            dp.acc.0.before_deploy(&dev2);
+            let e = crate::deploy::enforce(&policy, source, &profile, &dev2)?;
+            for n in &e.notes {
+                warn!(interface = %dev2, "{n}");
+            }
+            Ok::<u64, anyhow::Error>(e.xdp.generation)
+        })
+        .await
+        .map_err(|e| anyhow!("{e}"))
+        .and_then(|r| r);
+        let secs = t.elapsed().as_secs_f64();
+        let m = &self.shared.metrics;
+        let iface = Iface { interface: dev.clone() };
+        m.deploy_seconds.get_or_create(&iface).observe(secs);
+        let result = if r.is_ok() { "success" } else { "failure" };
+        m.deployments
+            .get_or_create(&IfaceResult {
+                interface: dev.clone(),
+                result: result.into(),
+            })
+            .inc();
+        match &r {
+            Ok(generation) => {
+                m.last_deploy.get_or_create(&iface).set(unix_now());
+                m.in_sync.get_or_create(&iface).set(1);
+                info!(interface = %dev, generation, policy = %d.short(), seconds = secs, why, "deployed");
+            }
+            Err(e) => {
+                error!(interface = %dev, policy = %d.short(), error = %format!("{e:#}"), why, "deployment failed; the interface keeps what it had");
+            }
+        }
+        r
+    }
+
+    /// Deploy to interfaces `which`; (interface, result) for the audit log.
+    async fn deploy_all(&self, which: &[usize], d: &Desired, why: &str) -> (Vec<Value>, bool) {
+        let mut out = Vec::new();
+        let mut ok = true;
+        for &i in which {
+            let dev = &self.ifaces[i].conf.name;
+            match self.deploy(i, d, why).await {
+                Ok(g) => out.push(json!({"interface": dev, "result": "applied", "generation": g})),
+                Err(e) => {
+                    ok = false;
+                    self.shared
+                        .metrics
+                        .in_sync
+                        .get_or_create(&Iface { interface: dev.clone() })
+                        .set(0);
+                    out.push(json!({"interface": dev, "result": "failed", "error": format!("{e:#}")}));
+                }
+            }
+        }
+        (out, ok)
+    }
+
+    /// Canary interfaces' denied packets and hits on `watch` rule ids.
+    async fn canary_reading(&self, canaries: &[usize], watch: &BTreeSet<String>) -> (u64, u64) {
+        let devs: Vec<String> = canaries.iter().map(|&i| self.ifaces[i].conf.name.clone()).collect();
+        let dp = Arc::clone(&self.shared.dataplane);
+        let watch = watch.clone();
+        tokio::task::spawn_blocking(move || {
+            let (mut denied, mut hits) = (0, 0);
+            for dev in devs {
+                if let Ok(r) = dp.acc.0.read(&dev) {
+                    denied += r.rules.iter().map(|c| c.denied_packets).sum::<u64>();
+                    hits += r
+                        .rules
+                        .iter()
+                        .filter(|c| watch.contains(&c.id))
+                        .map(|c| c.packets())
+                        .sum::<u64>();
+                }
+            }
+            (denied, hits)
+        })
+        .await
+        .unwrap_or((0, 0))
+    }
+
+    async fn rollout(&mut self, new: Desired) {
+        let previous = self.desired.clone();
+        let canaries: Vec<usize> = (0..self.ifaces.len()).filter(|&i| self.ifaces[i].conf.canary).collect();
+        let rest: Vec<usize> = (0..self.ifaces.len())
+            .filter(|&i| !self.ifaces[i].conf.canary)
+            .collect();
+        let mut results = Vec::new();
+        let base = json!({
+            "sha256": hex(&new.snap.sha256), "revision": new.snap.revision, "file": new.snap.file,
+            "previous_sha256": previous.as_ref().map(|p| hex(&p.snap.sha256)),
+        });
+        if let (Some(prev), false, false) = (&previous, canaries.is_empty(), rest.is_empty()) {
+            let watch: BTreeSet<String> = new
+                .policy
+                .rules
+                .iter()
+                .filter(|r| r.expect_no_hits)
+                .map(|r| r.id.clone())
+                .collect();
+            let before = self.canary_reading(&canaries, &watch).await;
+            let t = Instant::now();
+            let (r, ok) = self.deploy_all(&canaries, &new, "canary").await;
+            results.extend(r);
+            let verdict = if ok {
+                info!(window = ?self.cfg.canary.window, policy = %new.short(), "canary: watching the canary interfaces");
+                tokio::time::sleep(self.cfg.canary.window).await;
+                let after = self.canary_reading(&canaries, &watch).await;
+                let secs = t.elapsed().as_secs_f64().max(1e-3);
+                let denied_pps = after.0.saturating_sub(before.0) as f64 / secs;
+                let hits = after.1.saturating_sub(before.1);
+                let c = &self.cfg.canary;
+                if c.max_denied_pps.is_some_and(|max| denied_pps > max) {
+                    Some(format!(
+                        "denied {denied_pps:.1} packets/s on the canary interfaces, above max_denied_pps = {}",
+                        c.max_denied_pps.unwrap_or_default()
+                    ))
+                } else if hits > c.max_expect_no_hits {
+                    Some(format!(
+                        "{hits} packet(s) matched expect-no-hits rules ({}), above max_expect_no_hits = {}",
+                        watch.iter().cloned().collect::<Vec<_>>().join(", "),
+                        c.max_expect_no_hits
+                    ))
+                } else {
+                    info!(
+                        denied_pps,
+                        expect_no_hits = hits,
+                        "canary: within thresholds; rolling out to the rest"
+                    );
+                    None
+                }
+            } else {
+                Some("the deployment to a canary interface failed".to_string())
+            };
+            if let Some(reason) = verdict {
+                warn!(reason = %reason, policy = %new.short(), back_to = %prev.short(), "canary: rolling back");
+                let (back, _) = self.deploy_all(&canaries, prev, "canary rollback").await;
+                let m = &self.shared.metrics;
+                m.canary_rollbacks.inc();
+                m.reloads
+                    .get_or_create(&ResultLabel {
+                        result: "rolled_back".into(),
+                    })
+                    .inc();
+                let mut v = base.clone();
+                v["result"] = json!("rolled_back");
+                v["reason"] = json!(reason);
+                v["interfaces"] = json!(results);
+                v["rollback"] = json!(back);
+                self.audit.write(v);
+                return;
+            }
+        } else {
+            // No canary phase: every interface at once.
+        }
+        let targets = if previous.is_some() && !canaries.is_empty() && !rest.is_empty() {
+            rest
+        } else {
+            (0..self.ifaces.len()).collect()
+        };
+        let (r, ok) = self.deploy_all(&targets, &new, "policy change").await;
+        results.extend(r);
+        self.shared
+            .metrics
+            .reloads
+            .get_or_create(&ResultLabel {
+                result: "applied".into(),
+            })
+            .inc();
+        let mut v = base;
+        v["result"] = json!(if ok { "applied" } else { "partly_applied" });
+        v["interfaces"] = json!(results);
+        self.audit.write(v);
+        self.publish_policy(&new);
+        self.desired = Some(new);
+    }
+
+    async fn check(&self, i: usize, d: &Desired) -> Result<Check> {
+        let dev = self.ifaces[i].conf.name.clone();
+        let attached = attached_program(&dev).await?;
+        let sha = d.snap.sha256;
+        tokio::task::spawn_blocking(move || check_iface(&dev, sha, attached))
+            .await
+            .map_err(|e| anyhow!("{e}"))?
+    }
+
+    async fn reconcile(&mut self, why: &str) {
+        let Some(d) = self.desired.clone() else { return };
+        for i in 0..self.ifaces.len() {
+            let dev = self.ifaces[i].conf.name.clone();
+            let iface = Iface { interface: dev.clone() };
+            match self.check(i, &d).await {
+                Ok(Check::InSync) => {
+                    let m = &self.shared.metrics;
+                    if why == "start" {
+                        info!(interface = %dev, policy = %d.short(), "adopted: the interface already enforces the policy");
+                    }
+                    m.in_sync.get_or_create(&iface).set(1);
+                }
+                Ok(Check::Drift(reason)) => {
+                    self.shared.metrics.in_sync.get_or_create(&iface).set(0);
+                    if why == "start" {
+                        info!(interface = %dev, reason = %reason, "not enforcing the policy in force yet; applying it");
+                    } else {
+                        self.shared.metrics.drift_detected.get_or_create(&iface).inc();
+                        warn!(interface = %dev, reason = %reason, why, "drift detected; repairing");
+                    }
+                    if reason.starts_with(STALE_LINK) {
+                        // The link outlived its interface (deleted and
+                        // created again): unpin it so a new one attaches.
+                        let _ = std::fs::remove_file(fallback_xdp::lifecycle::pin_dir(&dev).join("link"));
+                    }
+                    let r = self.deploy(i, &d, "reconcile").await;
+                    if r.is_ok() && why != "start" {
+                        self.shared.metrics.drift_repaired.get_or_create(&iface).inc();
+                        self.audit.write(json!({
+                            "result": "repaired", "sha256": hex(&d.snap.sha256), "revision": d.snap.revision,
+                            "file": d.snap.file, "reason": reason,
+                            "interfaces": [{"interface": dev, "result": "applied", "generation": r.as_ref().ok()}],
+                        }));
+                    }
+                    if r.is_err() {
+                        self.shared.metrics.in_sync.get_or_create(&iface).set(0);
+                    }
+                }
+                Err(e) => {
+                    self.shared.metrics.in_sync.get_or_create(&iface).set(0);
+                    warn!(interface = %dev, error = %format!("{e:#}"), "cannot check the interface");
+                }
+            }
+        }
+        self.set_health();
+    }
+}
+
+const STALE_LINK: &str = "the pinned XDP link";
+
+/// The XDP program id the kernel runs on `dev` (None: none), from netlink.
+async fn attached_program(dev: &str) -> Result<Option<u32>> {
+    use futures_util::TryStreamExt;
+    use netlink_packet_route::link::{LinkAttribute, LinkXdp};
+    let (conn, handle, _) = rtnetlink::new_connection().context("opening a route netlink socket")?;
+    let task = tokio::spawn(conn);
+    let mut links = handle.link().get().match_name(dev.to_string()).execute();
+    let r = match links.try_next().await {
+        Ok(Some(msg)) => {
+            let mut id = None;
+            for a in &msg.attributes {
+                if let LinkAttribute::Xdp(x) = a {
+                    for x in x {
+                        if let LinkXdp::ProgId(p) = x {
+                            id = Some(*p).filter(|&p| p != 0);
+                        }
+                    }
+                }
+            }
+            Ok(id)
+        }
+        Ok(None) => Err(anyhow!("{dev}: no such interface")),
+        Err(e) => Err(anyhow!("{dev}: {e}")),
+    };
+    task.abort();
+    r
+}
+
+fn check_iface(dev: &str, sha: [u8; 32], attached: Option<u32>) -> Result<Check> {
+    use fallback_xdp::lifecycle;
+    if !lifecycle::pin_dir(dev).join("link").exists() {
+        return Ok(Check::Drift(
+            "no Palisade XDP program is pinned for the interface".into(),
+        ));
+    }
+    let st = lifecycle::status(dev)?;
+    if st.program_id.is_none() || st.program_id != attached {
+        return Ok(Check::Drift(format!(
+            "{STALE_LINK} holds program {} but the interface runs {}",
+            st.program_id.map_or("none".into(), |i| i.to_string()),
+            attached.map_or("no XDP program".into(), |i| format!("program {i}"))
+        )));
+    }
+    if st.policy_sha256 != sha {
+        return Ok(Check::Drift(format!(
+            "policy {} is in force, not {}",
+            hex(&st.policy_sha256[..6]),
+            hex(&sha[..6])
+        )));
+    }
+    match crate::deploy::xdp_tables_intact(dev)? {
+        Some(true) => {}
+        Some(false) => {
+            return Ok(Check::Drift(
+                "the XDP tables differ from what was applied (a map entry was changed)".into(),
+            ))
+        }
+        None => return Ok(Check::Drift("no record of the XDP tables applied".into())),
+    }
+    if let Some(n) = crate::deploy::nic_status(dev)? {
+        if n.drift() > 0 {
+            return Ok(Check::Drift(format!(
+                "{} NIC filter(s) differ from what was applied",
+                n.drift()
+            )));
+        }
+    }
+    Ok(Check::InSync)
+}
+
+/// `nic = "auto"`: probe the NIC when the kernel has cls_flower; a NIC
+/// that offloads nothing (or a kernel without flower) gets `none`.
+fn resolve_profile(dev: &str, nic: &str) -> Result<NicProfile> {
+    if nic != "auto" {
+        return NicProfile::load(nic).map_err(|e| anyhow!("{e}"));
+    }
+    if !offload::flower_available() {
+        info!(interface = %dev, "nic = auto: this kernel has no tc-flower classifier; XDP decides everything");
+        return NicProfile::load("none").map_err(|e| anyhow!("{e}"));
+    }
+    let mut tc = offload::tc::Tc::open().context("opening a route netlink socket")?;
+    let ifindex = offload::tc::ifindex(dev).map_err(|e| anyhow!(e))?;
+    let p = offload::probe::probe(&mut tc, ifindex, 64, 65_536, |_| {}).map_err(|e| anyhow!("{dev}: {e}"))?;
+    if !p.offloads {
+        info!(interface = %dev, reason = p.refusal.as_deref().unwrap_or("refused"), "nic = auto: no filter is taken in hardware; XDP decides everything");
+        return NicProfile::load("none").map_err(|e| anyhow!("{e}"));
+    }
+    NicProfile::parse_str(&offload::probe::profile_toml(dev, &p), "probed profile").map_err(|e| anyhow!("{e}"))
+}
+
+/// Watch netlink link events on the managed interfaces.
+fn watch_links(names: BTreeSet<String>, notify: Arc<tokio::sync::Notify>) -> Result<()> {
+    use futures_util::StreamExt;
+    use netlink_packet_core::NetlinkPayload;
+    use netlink_packet_route::link::LinkAttribute;
+    use netlink_packet_route::RouteNetlinkMessage;
+    use netlink_sys::AsyncSocket;
+    let (mut conn, _handle, mut messages) = rtnetlink::new_connection().context("opening a route netlink socket")?;
+    conn.socket_mut()
+        .socket_mut()
+        .bind(&netlink_sys::SocketAddr::new(0, rtnetlink::constants::RTMGRP_LINK))
+        .context("joining the link multicast group")?;
+    tokio::spawn(conn);
+    tokio::spawn(async move {
+        while let Some((msg, _)) = messages.next().await {
+            let link = match msg.payload {
+                NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewLink(l))
+                | NetlinkPayload::InnerMessage(RouteNetlinkMessage::DelLink(l)) => l,
+                _ => continue,
+            };
+            let ours = link
+                .attributes
+                .iter()
+                .any(|a| matches!(a, LinkAttribute::IfName(n) if names.contains(n)));
+            if ours {
+                notify.notify_one();
+            }
+        }
+    });
+    Ok(())
+}
+
+/// Decision samples (rules with `log`) of every interface as JSON lines.
+fn start_decision_log(ifaces: &[IfaceConf], path: &std::path::Path) -> Result<()> {
+    let sink: Box<dyn std::io::Write + Send> = if path.as_os_str() == "-" {
+        Box::new(std::io::stdout())
+    } else {
+        Box::new(
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .with_context(|| format!("[log] decisions = \"{}\": cannot open it", path.display()))?,
+        )
+    };
+    let sink = Arc::new(Mutex::new(sink));
+    for i in ifaces {
+        let dev = i.name.clone();
+        let sink = Arc::clone(&sink);
+        std::thread::Builder::new()
+            .name(format!("log-{dev}"))
+            .spawn(move || decision_log(&dev, &sink))?;
+    }
+    Ok(())
+}
+
+fn decision_log(dev: &str, sink: &Mutex<Box<dyn std::io::Write + Send>>) {
+    loop {
+        let Ok(mut reader) = fallback_xdp::lifecycle::LogReader::open(dev) else {
+            std::thread::sleep(Duration::from_secs(1));
+            continue;
+        };
+        loop {
+            match reader.next_decision() {
+                Ok(Some(e)) => {
+                    let time = UNIX_EPOCH + Duration::from_nanos(e.time_ns);
+                    let mut v = json!({
+                        "time": humantime::format_rfc3339_nanos(time).to_string(), "interface": dev,
+                        "rule": e.id, "verdict": e.verdict.name(),
+                        "src": e.src.to_string(), "dst": e.dst.to_string(), "proto": e.proto,
+                    });
+                    if let Some((sp, dp)) = e.ports {
+                        v["src_port"] = json!(sp);
+                        v["dst_port"] = json!(dp);
+                    }
+                    let mut s = sink.lock().expect("not poisoned");
+                    let _ = writeln!(s, "{v}");
+                    let _ = s.flush();
+                }
+                Ok(None) => {
+                    std::thread::sleep(Duration::from_millis(20));
+                    // The ring goes away when the interface is detached.
+                    if !fallback_xdp::lifecycle::pin_dir(dev).join("log_ring").exists() {
+                        break;
+                    }
+                }
+                Err(_) => break,
+            }
+        }
+    }
+}
