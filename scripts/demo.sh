@@ -28,6 +28,14 @@ sed -e 's/dst-port: 22$/dst-port: 22-2/' -e 's/protocol: icmpv6$/protocol: icmp6
 rc=0; $P check "$OUT/broken.yaml" || rc=$?
 if [ "$rc" -ne 1 ]; then echo "unexpected: check exited $rc on a broken policy (want 1)"; exit 1; fi
 
+step "policy as code: what an edit changes, packet by packet (palisade diff; exit 3 when verdicts change)"
+sed -e 's/dst-port: 22$/dst-port: [22, 2222]/' "$OUT/edge.yaml" > "$OUT/edge-next.yaml"
+rc=0; $P diff "$OUT/edge.yaml" "$OUT/edge-next.yaml" --witness-pcap "$OUT/diff-witnesses.pcap" || rc=$?
+if [ "$rc" -ne 3 ]; then echo "unexpected: diff exited $rc on a change of verdicts (want 3)"; exit 1; fi
+echo "(exit status 3: verdicts change). The witnesses through the reference evaluator, old policy then new:"
+paste <($P eval "$OUT/edge.yaml" "$OUT/diff-witnesses.pcap" --output verdicts) \
+      <($P eval "$OUT/edge-next.yaml" "$OUT/diff-witnesses.pcap" --output verdicts)
+
 step "the normalised IR (palisade debug ir)"
 $P debug ir "$OUT/edge.yaml"
 
@@ -149,9 +157,9 @@ format = "json"
 audit = "audit.jsonl"
 TOML
   ip -n $NS-d link set lo up
-  in_ns $P agent --config "$AG/agent.toml" 2> "$AG/agent.log" &
+  nsenter --net=/run/netns/$NS-d $P agent --config "$AG/agent.toml" 2> "$AG/agent.log" &
   AGENT=$!
-  trap 'kill $AGENT 2>/dev/null; cleanup' EXIT
+  trap 'kill $AGENT 2>/dev/null || true; cleanup' EXIT
   for _ in $(seq 50); do in_ns curl -sf 127.0.0.1:9477/healthz >/dev/null && break; sleep 0.2; done
   ip netns exec $NS-p tcpreplay -q -i pdemo1 "$OUT/edge.pcap" >/dev/null 2>&1 || true
   sleep 0.3
@@ -176,6 +184,7 @@ PY
   in_ns curl -s 127.0.0.1:9477/metrics | grep -E '^palisade_policy_(valid|error_info)'
   in_ns $P status --dev pdemo0 | head -2
   kill $AGENT; wait $AGENT 2>/dev/null || true
+  trap cleanup EXIT
   echo "agent stopped; enforcement stays until detach:"
   in_ns $P status --dev pdemo0 | head -1
   in_ns $P detach --dev pdemo0

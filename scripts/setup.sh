@@ -13,8 +13,10 @@ if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 # test captures what tc sends; verilator: the sim crate builds rtl/ into C++;
 # prometheus: promtool checks and unit-tests deploy/prometheus/ (and the
 # package's server can scrape an agent); python3-venv: the venv below;
-# systemd: systemd-analyze verifies deploy/systemd/ (tests/deploy.rs).
-PACKAGES=(build-essential pkg-config xz-utils iproute2 chromium fonts-dejavu-core nftables clang llvm libbpf-dev tcpreplay strace verilator prometheus python3-venv systemd)
+# systemd: systemd-analyze verifies deploy/systemd/ (tests/deploy.rs);
+# iputils-ping and curl: the agent tests ping through it and the demo reads
+# its /metrics.
+PACKAGES=(build-essential pkg-config xz-utils iproute2 chromium fonts-dejavu-core nftables clang llvm libbpf-dev tcpreplay strace verilator prometheus python3-venv systemd iputils-ping curl)
 
 missing=()
 for p in "${PACKAGES[@]}"; do

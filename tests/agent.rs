@@ -311,6 +311,7 @@ fn agent_follows_the_policy_file_survives_kill_and_repairs_drift() {
     let log = dir.join("agent.log");
     let mut agent = AgentProc::start(&pair, &config, &log);
     agent.wait_healthy(&pair);
+    assert_eq!(get(&pair.dev_ns, PORT, "/livez").map(|(c, _)| c), Some(200));
     assert!(ping(&pair, 77), "policy a allows ICMP");
 
     // 1. Edit the policy under traffic: verdicts change within 2 s, and

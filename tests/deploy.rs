@@ -66,6 +66,7 @@ const CONFIG_KEYS: &[&str] = &[
     "reconcile.interval",
     "metrics.listen",
     "metrics.top_k",
+    "metrics.xdp_run_time",
     "log.format",
     "log.decisions",
     "log.audit",
@@ -290,8 +291,8 @@ fn daemonset_has_only_what_the_agent_needs() {
     let added: BTreeSet<&str> = strings(&sc["capabilities"]["add"]).into_iter().collect();
     assert_eq!(added, BTreeSet::from(["BPF", "NET_ADMIN"]), "capabilities added");
     assert_eq!(c["ports"][0]["containerPort"], METRICS_PORT);
-    for probe in ["livenessProbe", "readinessProbe"] {
-        assert_eq!(c[probe]["httpGet"]["path"], "/healthz", "{probe}");
+    for (probe, path) in [("livenessProbe", "/livez"), ("readinessProbe", "/healthz")] {
+        assert_eq!(c[probe]["httpGet"]["path"], path, "{probe}");
         assert_eq!(c[probe]["httpGet"]["port"], c["ports"][0]["name"], "{probe}");
     }
     assert!(c["resources"]["requests"]["memory"].is_string() && c["resources"]["limits"]["memory"].is_string());

@@ -220,6 +220,18 @@ fn apply_in(
     dev: &str,
     dir: &Path,
 ) -> Result<Applied> {
+    // Counters pinned by a version with another counter layout cannot be
+    // shared with this program.
+    if let Ok(info) = aya::maps::MapInfo::from_pin(dir.join("counters")) {
+        let want = std::mem::size_of::<Counter>() as u32;
+        if info.value_size() != want {
+            bail!(
+                "the counters pinned for {dev} hold {}-byte values and this version counts in {want}-byte ones; \
+                 `palisade detach --dev {dev}` (counters start again) and apply again",
+                info.value_size()
+            );
+        }
+    }
     // Slots: ids already counted keep theirs.
     let (known, mut used, previous) = if dir.join("meta").exists() {
         let meta = read_meta(dir)?;

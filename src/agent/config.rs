@@ -94,6 +94,15 @@ pub struct MetricsConf {
     pub listen: SocketAddr,
     #[serde(default = "default_top_k")]
     pub top_k: usize,
+    /// Turn on the kernel's BPF run-time accounting (BPF_ENABLE_STATS)
+    /// for the XDP evaluation-time metrics. It costs every BPF program two
+    /// clock reads per run.
+    #[serde(default = "default_true")]
+    pub xdp_run_time: bool,
+}
+
+fn default_true() -> bool {
+    true
 }
 
 fn default_listen() -> SocketAddr {
@@ -109,6 +118,7 @@ impl Default for MetricsConf {
         MetricsConf {
             listen: default_listen(),
             top_k: default_top_k(),
+            xdp_run_time: true,
         }
     }
 }

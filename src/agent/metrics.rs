@@ -1,5 +1,6 @@
 //! The agent's metrics (prometheus-client) and its HTTP endpoint:
-//! `/metrics`, `/healthz` and `/rules`.
+//! `/metrics`, `/healthz` (enforcing the policy in force everywhere),
+//! `/livez` (the controller loop turns) and `/rules`.
 //!
 //! Event counts (deployments, drift, reloads) are ordinary metrics the
 //! controller updates. Data-plane numbers are read from the kernel at each
@@ -84,6 +85,10 @@ pub struct Shared {
     pub dataplane: Arc<Dataplane>,
     /// Why the agent is not healthy, or None.
     pub unhealthy: Mutex<Option<String>>,
+    /// Unix seconds of the controller loop's last turn (for `/livez`).
+    pub heartbeat: std::sync::atomic::AtomicU64,
+    /// How long the loop may take before `/livez` fails, in seconds.
+    pub stuck_after: u64,
 }
 
 /// Reads the data plane's counters at each scrape.
@@ -261,7 +266,7 @@ impl Collector for Dataplane {
 }
 
 impl Shared {
-    pub fn new(interfaces: Vec<String>, top_k: usize, acc: Accumulators) -> Shared {
+    pub fn new(interfaces: Vec<String>, top_k: usize, acc: Accumulators, stuck_after: u64) -> Shared {
         let mut registry = Registry::default();
         let metrics = Metrics {
             deployments: Family::default(),
@@ -343,6 +348,8 @@ impl Shared {
             metrics: Arc::new(metrics),
             dataplane,
             unhealthy: Mutex::new(Some("starting".into())),
+            heartbeat: std::sync::atomic::AtomicU64::new(unix_secs()),
+            stuck_after,
         }
     }
 
@@ -372,6 +379,12 @@ impl Collector for DataplaneRef {
     fn encode(&self, encoder: DescriptorEncoder) -> std::fmt::Result {
         self.0.encode(encoder)
     }
+}
+
+pub fn unix_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 fn reply(status: StatusCode, content_type: &str, body: String) -> Response<Full<Bytes>> {
@@ -404,6 +417,18 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> std::result::Res
                 Err(e) => reply(StatusCode::INTERNAL_SERVER_ERROR, "text/plain", format!("{e}\n")),
             }
         }
+        "/livez" => {
+            let age = unix_secs().saturating_sub(shared.heartbeat.load(std::sync::atomic::Ordering::Relaxed));
+            if age <= shared.stuck_after {
+                reply(StatusCode::OK, "text/plain", "ok\n".into())
+            } else {
+                reply(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "text/plain",
+                    format!("the controller loop has not turned for {age} s\n"),
+                )
+            }
+        }
         "/healthz" => match shared.unhealthy.lock().expect("not poisoned").clone() {
             None => reply(StatusCode::OK, "text/plain", "ok\n".into()),
             Some(why) => reply(StatusCode::SERVICE_UNAVAILABLE, "text/plain", format!("{why}\n")),
@@ -411,7 +436,7 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> std::result::Res
         _ => reply(
             StatusCode::NOT_FOUND,
             "text/plain",
-            "not found; try /metrics, /healthz or /rules\n".into(),
+            "not found; try /metrics, /healthz, /livez or /rules\n".into(),
         ),
     })
 }

@@ -216,12 +216,17 @@ enum Check {
 impl Agent {
     async fn start(cfg: Config) -> Result<Agent> {
         let acc = Accumulators::default();
-        let stats_fd = match fallback_xdp::lifecycle::enable_run_time_stats() {
-            Ok(fd) => {
+        let stats_fd = match cfg
+            .metrics
+            .xdp_run_time
+            .then(fallback_xdp::lifecycle::enable_run_time_stats)
+        {
+            None => None,
+            Some(Ok(fd)) => {
                 acc.run_stats.store(true, std::sync::atomic::Ordering::Relaxed);
                 Some(fd)
             }
-            Err(e) => {
+            Some(Err(e)) => {
                 warn!(error = %e, "the kernel will not account XDP run time; palisade_xdp_run_seconds_total stays absent (needs CAP_SYS_ADMIN, or sysctl kernel.bpf_stats_enabled=1)");
                 None
             }
@@ -230,9 +235,11 @@ impl Agent {
             acc.run_stats.store(true, std::sync::atomic::Ordering::Relaxed);
         }
         let names: Vec<String> = cfg.interfaces.iter().map(|i| i.name.clone()).collect();
-        let shared = Arc::new(Shared::new(names, cfg.metrics.top_k, acc));
+        // A turn of the loop may include a canary window and deployments.
+        let stuck_after = 600 + cfg.canary.window.as_secs();
+        let shared = Arc::new(Shared::new(names, cfg.metrics.top_k, acc, stuck_after));
         metrics::serve(cfg.metrics.listen, Arc::clone(&shared)).await?;
-        info!(listen = %cfg.metrics.listen, "serving /metrics, /healthz and /rules");
+        info!(listen = %cfg.metrics.listen, "serving /metrics, /healthz, /livez and /rules");
         if let Some(path) = &cfg.log.decisions {
             start_decision_log(&cfg.interfaces, path)?;
         }
@@ -298,6 +305,9 @@ impl Agent {
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
         let events = Arc::clone(&self.link_events);
         loop {
+            self.shared
+                .heartbeat
+                .store(metrics::unix_secs(), std::sync::atomic::Ordering::Relaxed);
             tokio::select! {
                 _ = poll.tick() => self.check_source().await,
                 _ = reconcile.tick() => self.reconcile("interval").await,

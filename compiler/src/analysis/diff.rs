@@ -452,7 +452,7 @@ fn compare_rules(old: &Policy, new: &Policy) -> RuleChanges {
 }
 
 fn settings(old: &Policy, new: &Policy) -> Vec<Setting> {
-    let frag = |v: Option<Verdict>| v.map_or("default".to_string(), |v| v.name().to_string());
+    let frag = |v: Option<Verdict>| v.map_or("unset".to_string(), |v| v.name().to_string());
     let mut out = Vec::new();
     let mut put = |name, a: String, b: String| {
         if a != b {
