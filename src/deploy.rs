@@ -13,7 +13,7 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{anyhow, Context, Result};
 use compiler::ir::{Action, Policy};
 use compiler::partition::{partition_refusing, Partition, Placement};
 use compiler::profile::{NicProfile, SwapMethod};
@@ -230,6 +230,22 @@ pub struct Deployed {
     pub nic: Option<NicApplied>,
 }
 
+/// After XDP took a new policy and a later step failed: XDP goes back to
+/// the previous policy (or is detached when there was none), so the
+/// interface is as it was; the error says how that went.
+fn back_out(e: anyhow::Error, dev: &str, previous: &Option<(Source, Policy)>, had_xdp: bool) -> anyhow::Error {
+    let back = match (previous, had_xdp) {
+        (Some((src, old)), true) => lifecycle::apply(old, crate::ops::sha256(&src.text), dev)
+            .map(|_| "XDP is back on the previous policy".to_string()),
+        (None, true) => Err(anyhow!("the previous policy was not recorded; XDP keeps the new one")),
+        (_, false) => lifecycle::detach(dev).map(|_| "XDP was detached again".to_string()),
+    };
+    match back {
+        Ok(how) => anyhow!("{e:#}; {how}"),
+        Err(b) => anyhow!("{e:#}; going back failed: {b:#}"),
+    }
+}
+
 /// XDP, then the NIC, then XDP again when the NIC polices rate-limit rules.
 pub fn apply(policy: &Policy, source: Source, profile: &NicProfile, dev: &str) -> Result<Deployed> {
     let sha = crate::ops::sha256(&source.text);
@@ -238,19 +254,8 @@ pub fn apply(policy: &Policy, source: Source, profile: &NicProfile, dev: &str) -
     let mut xdp = lifecycle::apply(policy, sha, dev)?;
     let nic = match apply_nic(policy, profile, dev) {
         Ok(n) => n,
-        Err(e) => {
-            // The NIC is as it was; put XDP back too.
-            let back = match (&previous, had_xdp) {
-                (Some((src, old)), true) => lifecycle::apply(old, crate::ops::sha256(&src.text), dev)
-                    .map(|_| "XDP is back on the previous policy".to_string()),
-                (None, true) => Err(anyhow!("the previous policy was not recorded; XDP keeps the new one")),
-                (_, false) => lifecycle::detach(dev).map(|_| "XDP was detached again".to_string()),
-            };
-            match back {
-                Ok(how) => bail!("{e:#}; {how}"),
-                Err(b) => bail!("{e:#}; going back failed: {b:#}"),
-            }
-        }
+        // The NIC is as it was; put XDP back too.
+        Err(e) => return Err(back_out(e, dev, &previous, had_xdp)),
     };
     let policed = policy
         .rules
@@ -292,10 +297,21 @@ pub fn enforce(policy: &Policy, source: Source, profile: &NicProfile, dev: &str)
                 "{dev}: this kernel has no tc-flower classifier (CONFIG_NET_CLS_FLOWER is off); nothing is offloaded to the NIC, XDP enforces the whole policy"
             ));
         }
+        let previous = previous_policy(dev);
+        let had_xdp = lifecycle::pin_dir(dev).join("link").exists();
         let xdp = lifecycle::apply(policy, crate::ops::sha256(&source.text), dev)?;
         // NIC filters of an earlier apply would now decide on their own.
-        if let Some(removed) = remove_nic(dev)? {
-            notes.push(format!("{dev}: removed {removed} NIC filter(s) of the previous apply"));
+        match remove_nic(dev) {
+            Ok(Some(removed)) => notes.push(format!("{dev}: removed {removed} NIC filter(s) of the previous apply")),
+            Ok(None) => {}
+            Err(e) => {
+                return Err(back_out(
+                    e.context("removing the previous NIC filters"),
+                    dev,
+                    &previous,
+                    had_xdp,
+                ))
+            }
         }
         record_xdp_only(dev, &source)?;
         (xdp, None)
@@ -303,7 +319,11 @@ pub fn enforce(policy: &Policy, source: Source, profile: &NicProfile, dev: &str)
     if let Some(w) = &xdp.warning {
         notes.push(format!("warning: {w}"));
     }
-    record_tables(dev)?;
+    // Only a record: the policy is in force either way (a missing record
+    // reads as drift to the agent, which applies again).
+    if let Err(e) = record_tables(dev) {
+        notes.push(format!("{dev}: could not record the XDP tables' digest: {e:#}"));
+    }
     Ok(Enforced { xdp, nic, notes })
 }
 

@@ -308,6 +308,12 @@ fn agent_follows_the_policy_file_survives_kill_and_repairs_drift() {
     let _cleanup = Cleanup(vec![pair.dev.clone()]);
     put_policy(dir, &policy("a", "allow"));
     let config = write_config(dir, &[(&pair.dev, "none", false)], "");
+    // Reconcile passes far enough apart that the drift made in step 4 can
+    // be seen before it is repaired.
+    let text = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace("interval = \"1s\"", "interval = \"4s\"");
+    std::fs::write(&config, text).unwrap();
     let log = dir.join("agent.log");
     let mut agent = AgentProc::start(&pair, &config, &log);
     agent.wait_healthy(&pair);
@@ -715,17 +721,23 @@ fn canary_rolls_back_on_expect_no_hits() {
     // v2: traffic hits its expect-no-hits rule on the canary.
     let v2 = with_tripwire("k2");
     put_policy(dir, &v2);
+    // Traffic on the canary until the agent rolls back (however long the
+    // deployment takes on a busy machine).
     let sender = Sender::open(&pair.dev_ns, &canary_peer).unwrap();
     let start = Instant::now();
     let mut i = 0;
-    while start.elapsed() < Duration::from_secs(4) {
-        sender.send(&udp_frame(7000, i)).unwrap();
-        i += 1;
-        std::thread::sleep(Duration::from_millis(20));
+    while sample(&agent.metrics(&pair), "palisade_canary_rollbacks_total") != Some(1.0) {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "no rollback; agent log:\n{}",
+            agent.log()
+        );
+        for _ in 0..5 {
+            sender.send(&udp_frame(7000, i)).unwrap();
+            i += 1;
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
-    wait_for("the canary rollback", Duration::from_secs(10), || {
-        sample(&agent.metrics(&pair), "palisade_canary_rollbacks_total") == Some(1.0)
-    });
     assert!(
         stats(&canary).get("k2-retired").copied().unwrap_or(0) > 0,
         "v2 ran on the canary"
@@ -753,6 +765,16 @@ fn canary_rolls_back_on_expect_no_hits() {
             .iter()
             .all(|d| status(d)["policy_sha256"] == sha_hex(&v3).as_str())
     });
+    let audit = std::fs::read_to_string(dir.join("audit.jsonl")).unwrap();
+    let last: Value = serde_json::from_str(audit.lines().last().unwrap()).unwrap();
+    assert_eq!(last["result"], "applied", "{last}");
+    let order: Vec<&str> = last["interfaces"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["interface"].as_str().unwrap())
+        .collect();
+    assert_eq!(order, [canary.as_str(), pair.dev.as_str()], "the canary first: {last}");
     let m = agent.metrics(&pair);
     assert_eq!(sample(&m, "palisade_canary_rollbacks_total"), Some(1.0));
     assert_eq!(

@@ -202,7 +202,10 @@ pub fn apply_tables(policy: &Policy, tables: Tables, sha256: [u8; 32], dev: &str
 fn apply_timed(policy: &Policy, tables: Tables, build: Duration, sha256: [u8; 32], dev: &str) -> Result<Applied> {
     ensure_bpffs()?;
     let dir = pin_dir(dev);
-    let fresh = !dir.join("link").exists();
+    // Only a directory this call creates is removed on failure: pins kept
+    // from earlier generations (counters, the blocklist) stay even when
+    // re-attaching after the link went away fails.
+    let fresh = !dir.exists();
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     let result = apply_in(policy, tables, build, sha256, dev, &dir);
     if result.is_err() && fresh {
@@ -364,6 +367,78 @@ fn require_dir(dev: &str) -> Result<PathBuf> {
         );
     }
     Ok(dir)
+}
+
+/// The interface index the pinned XDP link of `dev` is attached to: 0
+/// when its interface is gone (the link outlived it), None when no link is
+/// pinned. Read with BPF_OBJ_GET and BPF_OBJ_GET_INFO_BY_FD (bpf_link_info's
+/// xdp.ifindex, which aya does not expose).
+pub fn link_ifindex(dev: &str) -> Result<Option<u32>> {
+    use std::os::fd::{FromRawFd, OwnedFd};
+    let path = pin_dir(dev).join("link");
+    if !path.exists() {
+        return Ok(None);
+    }
+    let cpath = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).context("pin path")?;
+    #[repr(C)]
+    struct ObjGet {
+        pathname: u64,
+        bpf_fd: u32,
+        file_flags: u32,
+    }
+    #[repr(C)]
+    struct InfoByFd {
+        bpf_fd: u32,
+        info_len: u32,
+        info: u64,
+    }
+    const BPF_OBJ_GET: libc::c_long = 7;
+    const BPF_OBJ_GET_INFO_BY_FD: libc::c_long = 15;
+    let get = ObjGet {
+        pathname: cpath.as_ptr() as u64,
+        bpf_fd: 0,
+        file_flags: 0,
+    };
+    // SAFETY: bpf(2) with an attribute struct we own, sized as passed.
+    let fd = unsafe { libc::syscall(libc::SYS_bpf, BPF_OBJ_GET, &get, std::mem::size_of::<ObjGet>()) };
+    if fd < 0 {
+        bail!("opening {}: {}", path.display(), std::io::Error::last_os_error());
+    }
+    // SAFETY: the kernel returned a new descriptor we now own.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd as i32) };
+    // struct bpf_link_info: type, id, prog_id, then a union aligned to 8
+    // whose xdp member starts with the ifindex.
+    let mut info = [0u8; 64];
+    let attr = InfoByFd {
+        bpf_fd: std::os::fd::AsRawFd::as_raw_fd(&fd) as u32,
+        info_len: info.len() as u32,
+        info: info.as_mut_ptr() as u64,
+    };
+    // SAFETY: as above; the kernel writes at most info_len bytes to info.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            BPF_OBJ_GET_INFO_BY_FD,
+            &attr,
+            std::mem::size_of::<InfoByFd>(),
+        )
+    };
+    if rc < 0 {
+        bail!("reading the link of {dev}: {}", std::io::Error::last_os_error());
+    }
+    const BPF_LINK_TYPE_XDP: u32 = 6;
+    let kind = u32::from_ne_bytes(info[0..4].try_into().expect("4 bytes"));
+    if kind != BPF_LINK_TYPE_XDP {
+        bail!("{} is not an XDP link (type {kind})", path.display());
+    }
+    Ok(Some(u32::from_ne_bytes(info[16..20].try_into().expect("4 bytes"))))
+}
+
+/// The id of the map pinned as `name` for `dev`, if one is.
+pub fn pinned_map_id(dev: &str, name: &str) -> Option<u32> {
+    aya::maps::MapInfo::from_pin(pin_dir(dev).join(name))
+        .ok()
+        .map(|m| m.id())
 }
 
 /// The program id behind the pinned link.

@@ -66,6 +66,8 @@ pub struct Accumulators {
     run: Mutex<HashMap<String, RunAcc>>,
     /// Whether the kernel accounts run time (BPF_ENABLE_STATS held).
     pub run_stats: std::sync::atomic::AtomicBool,
+    /// Held while an interface is being deployed to, and by readings.
+    deploy: Mutex<()>,
 }
 
 fn nic_base_path(dev: &str) -> std::path::PathBuf {
@@ -85,29 +87,32 @@ impl Accumulators {
             .clone()
     }
 
-    /// Before the NIC's filters on `dev` are replaced: fold their counts
-    /// into the base, and note the XDP program's last run-time reading.
-    pub fn before_deploy(&self, dev: &str) {
+    /// Deploy to `dev` with `f`, keeping NIC counts monotonic: what the
+    /// NIC counted before is added to the base only when `f` succeeded
+    /// (the old filters are gone then), and readings wait meanwhile, so
+    /// none sees the old filters' counts twice or the new filters without
+    /// the base. The XDP program's last run-time reading is taken first.
+    pub fn deploying<T>(&self, dev: &str, f: impl FnOnce() -> anyhow::Result<T>) -> anyhow::Result<T> {
+        let _g = self.deploy.lock().expect("not poisoned");
         let _ = self.run_reading(dev);
-        let Ok(now) = crate::deploy::nic_counts(dev) else {
-            return;
-        };
-        if now.is_empty() {
-            return;
+        let before = crate::deploy::nic_counts(dev).unwrap_or_default();
+        let r = f()?;
+        if !before.is_empty() {
+            let mut base = self.nic_base(dev);
+            for (id, (p, b)) in before {
+                let e = base.entry(id).or_default();
+                e.0 += p;
+                e.1 += b;
+            }
+            if let Ok(text) = serde_json::to_string(&base) {
+                let _ = std::fs::write(nic_base_path(dev), text);
+            }
+            self.nic_base
+                .lock()
+                .expect("not poisoned")
+                .insert(dev.to_string(), base);
         }
-        let mut base = self.nic_base(dev);
-        for (id, (p, b)) in now {
-            let e = base.entry(id).or_default();
-            e.0 += p;
-            e.1 += b;
-        }
-        if let Ok(text) = serde_json::to_string(&base) {
-            let _ = std::fs::write(nic_base_path(dev), text);
-        }
-        self.nic_base
-            .lock()
-            .expect("not poisoned")
-            .insert(dev.to_string(), base);
+        Ok(r)
     }
 
     fn run_reading(&self, dev: &str) -> Option<(Duration, u64)> {
@@ -115,8 +120,8 @@ impl Accumulators {
         if !self.run_stats.load(std::sync::atomic::Ordering::Relaxed) {
             return None;
         }
-        let (program, time, runs) = lifecycle::run_stats(dev).ok()?;
         let mut all = self.run.lock().expect("not poisoned");
+        let (program, time, runs) = lifecycle::run_stats(dev).ok()?;
         let acc = all.entry(dev.to_string()).or_default();
         if acc.held.as_ref().map(|h| h.id) != Some(program) {
             if let Some(old) = acc.held.take() {
@@ -134,6 +139,7 @@ impl Accumulators {
     /// Read `dev`'s counters: XDP's per rule id (reserved outcomes
     /// included) plus the NIC's drops and their base.
     pub fn read(&self, dev: &str) -> Result<IfaceReading> {
+        let _g = self.deploy.lock().expect("not poisoned");
         let st = fallback_xdp::lifecycle::status(dev)?;
         let xdp = fallback_xdp::lifecycle::stats(dev)?;
         let mut nic = crate::deploy::nic_counts(dev).unwrap_or_default();
@@ -147,8 +153,10 @@ impl Accumulators {
             .map(|(id, c)| {
                 let (np, nb) = nic.remove(&id).unwrap_or((0, 0));
                 RuleCount {
-                    allowed_packets: c.packets - c.denied_packets,
-                    allowed_bytes: c.bytes - c.denied_bytes,
+                    // Per-CPU values are copied while the program counts:
+                    // a read may see a denial before its packet.
+                    allowed_packets: c.packets.saturating_sub(c.denied_packets),
+                    allowed_bytes: c.bytes.saturating_sub(c.denied_bytes),
                     denied_packets: c.denied_packets + np,
                     denied_bytes: c.denied_bytes + nb,
                     id,

@@ -97,8 +97,12 @@ pub struct Dataplane {
     pub interfaces: Vec<String>,
     pub top_k: usize,
     pub acc: Arc<AccHandle>,
-    /// Rule ids of the policy in force that rate-limit.
+    /// Rule ids that rate-limit in any policy this agent applied (a
+    /// series never goes away while the agent runs).
     pub rate_limit_ids: Mutex<BTreeSet<String>>,
+    /// Rule ids of the policy in force: the candidates for top-K (retired
+    /// ids keep their counts, at `/rules`, but no series slot).
+    pub in_force: Mutex<BTreeSet<String>>,
 }
 
 /// [`Accumulators`] behind a Debug face (the collector trait wants one).
@@ -156,6 +160,7 @@ impl Collector for Dataplane {
     fn encode(&self, mut encoder: DescriptorEncoder) -> std::fmt::Result {
         let readings = self.read_all();
         let limited = self.rate_limit_ids.lock().expect("not poisoned").clone();
+        let in_force = self.in_force.lock().expect("not poisoned").clone();
         let mut rule_packets = Vec::new();
         let mut rule_bytes = Vec::new();
         let mut packets = Vec::new();
@@ -168,7 +173,7 @@ impl Collector for Dataplane {
         let mut generation = Vec::new();
         for (dev, r) in &readings {
             let d = dev.as_str();
-            let mut top: Vec<_> = r.rules.iter().filter(|c| !c.id.starts_with('@')).collect();
+            let mut top: Vec<_> = r.rules.iter().filter(|c| in_force.contains(&c.id)).collect();
             top.sort_by(|a, b| b.packets().cmp(&a.packets()).then_with(|| a.id.cmp(&b.id)));
             top.truncate(self.top_k);
             for c in top {
@@ -192,13 +197,9 @@ impl Collector for Dataplane {
                 let n = r.rules.iter().find(|c| c.id == id).map_or(0, |c| c.packets());
                 outcomes.push((vec![("interface", d), ("outcome", label)], n));
             }
-            let limited_n = r
-                .rules
-                .iter()
-                .filter(|c| limited.contains(&c.id))
-                .map(|c| c.denied_packets)
-                .sum::<u64>();
-            rate_limited.push((vec![("interface", d)], limited_n));
+            for c in r.rules.iter().filter(|c| limited.contains(&c.id)) {
+                rate_limited.push((vec![("interface", d), ("rule", c.id.as_str())], c.denied_packets));
+            }
             if let Some((t, n)) = r.run {
                 run_seconds.push((vec![("interface", d)], t.as_secs_f64()));
                 runs.push((vec![("interface", d)], n));
@@ -234,7 +235,7 @@ impl Collector for Dataplane {
         counter_family(
             &mut encoder,
             "palisade_rate_limited_packets",
-            "Packets denied by rate-limit rules.",
+            "Packets a rate-limit rule denied (over its rate), per rule.",
             &rate_limited,
         )?;
         counter_family(
@@ -298,7 +299,7 @@ impl Shared {
         );
         registry.register(
             "palisade_policy_reloads",
-            "Policy source changes handled, by result (applied, invalid, rolled_back)",
+            "Policy source changes handled, by result (applied, partly_applied, failed, invalid, rolled_back)",
             metrics.reloads.clone(),
         );
         registry.register(
@@ -341,6 +342,7 @@ impl Shared {
             top_k,
             acc: Arc::new(AccHandle(acc)),
             rate_limit_ids: Mutex::new(BTreeSet::new()),
+            in_force: Mutex::new(BTreeSet::new()),
         });
         registry.register_collector(Box::new(DataplaneRef(Arc::clone(&dataplane))));
         Shared {

@@ -66,7 +66,13 @@ pub fn run(a: AgentArgs) -> Result<ExitCode> {
     let cfg = Config::load(&a.config)?;
     if a.check {
         let snap = source::read(&cfg.policy)?;
-        return match parse(&snap) {
+        let profiles: Vec<NicProfile> = cfg
+            .interfaces
+            .iter()
+            .filter(|i| i.nic != "auto")
+            .filter_map(|i| NicProfile::load(&i.nic).ok())
+            .collect();
+        return match parse(&snap).and_then(|p| compile_check(&p.policy, &profiles, &snap.file).map(|_| p)) {
             Ok(p) => {
                 println!(
                     "{}: valid; policy {} ({} rules), {} interface(s)",
@@ -84,7 +90,7 @@ pub fn run(a: AgentArgs) -> Result<ExitCode> {
         };
     }
     if unsafe { libc::geteuid() } != 0 {
-        anyhow::bail!("the agent attaches XDP programs and changes tc filters: run it as root (or with CAP_BPF and CAP_NET_ADMIN)");
+        anyhow::bail!("the agent attaches XDP programs and changes tc filters: run it as root");
     }
     init_logging(cfg.log.format);
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -203,6 +209,12 @@ struct Agent {
     seen: Option<[u8; 32]>,
     audit: Audit,
     link_events: Arc<tokio::sync::Notify>,
+    /// Signalled (and `stopping` set) on SIGTERM or SIGINT.
+    stop: Arc<tokio::sync::Notify>,
+    stopping: Arc<std::sync::atomic::AtomicBool>,
+    /// A source content seen once, acted on when the next poll reads it
+    /// again (a file caught while being written is not applied).
+    pending: Option<[u8; 32]>,
     /// Holds the kernel's BPF run-time accounting on.
     _stats_fd: Option<std::os::fd::OwnedFd>,
 }
@@ -266,6 +278,9 @@ impl Agent {
             desired: None,
             seen: None,
             link_events,
+            stop: Arc::new(tokio::sync::Notify::new()),
+            stopping: Arc::new(std::sync::atomic::AtomicBool::new(false)),
+            pending: None,
             _stats_fd: stats_fd,
         })
     }
@@ -296,18 +311,33 @@ impl Agent {
     }
 
     async fn run(mut self) -> Result<()> {
+        // SIGTERM and SIGINT: stop at the next turn of the loop, or cut a
+        // canary window short (rolling the canaries back).
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        let (stop, stopping) = (Arc::clone(&self.stop), Arc::clone(&self.stopping));
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            stopping.store(true, std::sync::atomic::Ordering::Relaxed);
+            stop.notify_one();
+        });
         self.adopt().await;
         let mut poll = tokio::time::interval(self.cfg.policy.poll_interval);
         poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut reconcile = tokio::time::interval(self.cfg.reconcile.interval);
         reconcile.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         reconcile.tick().await;
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
         let events = Arc::clone(&self.link_events);
+        let stop = Arc::clone(&self.stop);
         loop {
             self.shared
                 .heartbeat
                 .store(metrics::unix_secs(), std::sync::atomic::Ordering::Relaxed);
+            if self.stopping.load(std::sync::atomic::Ordering::Relaxed) {
+                break;
+            }
             tokio::select! {
                 _ = poll.tick() => self.check_source().await,
                 _ = reconcile.tick() => self.reconcile("interval").await,
@@ -316,8 +346,7 @@ impl Agent {
                     tokio::time::sleep(Duration::from_millis(200)).await;
                     self.reconcile("link event").await;
                 }
-                _ = tokio::signal::ctrl_c() => break,
-                _ = term.recv() => break,
+                _ = stop.notified() => break,
             }
         }
         info!("stopping; enforcement stays in place on every interface");
@@ -328,6 +357,7 @@ impl Agent {
     /// invalid) the policy last applied, as the one in force; adopt each
     /// interface that already enforces it, update the others.
     async fn adopt(&mut self) {
+        self.resolve_profiles().await;
         let from_source = match source::read(&self.cfg.policy) {
             Ok(snap) => {
                 self.seen = Some(snap.sha256);
@@ -344,7 +374,12 @@ impl Agent {
                 None
             }
         };
-        let recorded = self.ifaces.iter().find_map(|i| {
+        // The policy applied last, as the non-canary interfaces hold it (a
+        // canary may hold a policy whose window an earlier run did not see
+        // through).
+        let mut order: Vec<&IfaceState> = self.ifaces.iter().filter(|i| !i.conf.canary).collect();
+        order.extend(self.ifaces.iter().filter(|i| i.conf.canary));
+        let recorded = order.into_iter().find_map(|i| {
             crate::deploy::previous_policy(&i.conf.name).map(|(src, p)| Desired {
                 snap: Snapshot {
                     sha256: crate::ops::sha256(&src.text),
@@ -401,6 +436,12 @@ impl Agent {
         if self.seen == Some(snap.sha256) {
             return;
         }
+        if self.pending != Some(snap.sha256) {
+            // New content: act when the next poll reads the same.
+            self.pending = Some(snap.sha256);
+            return;
+        }
+        self.pending = None;
         self.seen = Some(snap.sha256);
         if self.desired.as_ref().is_some_and(|d| d.snap.sha256 == snap.sha256) {
             // Back to the policy in force (e.g. a broken edit undone).
@@ -409,7 +450,18 @@ impl Agent {
             return;
         }
         info!(file = %snap.file, sha256 = %hex(&snap.sha256[..6]), revision = snap.revision.as_deref().unwrap_or(""), "the policy source changed");
-        match parse(&snap) {
+        let parsed = {
+            let snap = snap.clone();
+            tokio::task::spawn_blocking(move || parse(&snap)).await
+        };
+        let parsed = match parsed {
+            Ok(p) => p,
+            Err(e) => {
+                error!(error = %e, "the parser task failed");
+                return;
+            }
+        };
+        match parsed {
             Ok(d) => {
                 if self.validate(&d).await {
                     self.rollout(d).await;
@@ -461,39 +513,20 @@ impl Agent {
         self.resolve_profiles().await;
         let policy = Arc::clone(&d.policy);
         let profiles: Vec<NicProfile> = self.ifaces.iter().filter_map(|i| i.profile.clone()).collect();
-        let r = tokio::task::spawn_blocking(move || -> Result<()> {
-            fallback_xdp::loader::Tables::new(&policy).context("building the XDP tables")?;
-            for p in &profiles {
-                if p.offload {
-                    let part = compiler::partition::partition(&policy, p);
-                    offload::build::nic_filters(&policy, &part, 0, true)
-                        .map_err(|e| anyhow!("planning the NIC share for {}: {e}", p.name))?;
-                }
-            }
-            Ok(())
-        })
-        .await
-        .map_err(|e| anyhow!("{e}"))
-        .and_then(|r| r);
+        let file = d.snap.file.clone();
+        let r = tokio::task::spawn_blocking(move || compile_check(&policy, &profiles, &file)).await;
         match r {
-            Ok(()) => {
+            Ok(Ok(())) => {
                 self.shared.metrics.policy_valid.set(1);
                 self.shared.metrics.policy_error.clear();
                 true
             }
+            Ok(Err(diags)) => {
+                self.report_invalid(&d.snap, &diags);
+                false
+            }
             Err(e) => {
-                let diag = compiler::diag::Diagnostic {
-                    severity: compiler::diag::Severity::Error,
-                    code: "compile",
-                    file: d.snap.file.clone(),
-                    line: 0,
-                    column: 0,
-                    width: 0,
-                    rule: None,
-                    message: format!("{e:#}"),
-                    help: None,
-                };
-                self.report_invalid(&d.snap, &[diag]);
+                error!(error = %e, "the compile task failed");
                 false
             }
         }
@@ -529,14 +562,15 @@ impl Agent {
                 revision: d.snap.revision.clone().unwrap_or_default(),
             })
             .set(1);
-        let limited = d
-            .policy
-            .rules
-            .iter()
-            .filter(|r| matches!(r.action, Action::RateLimit(_)))
-            .map(|r| r.id.clone())
-            .collect();
-        *self.shared.dataplane.rate_limit_ids.lock().expect("not poisoned") = limited;
+        let dp = &self.shared.dataplane;
+        dp.rate_limit_ids.lock().expect("not poisoned").extend(
+            d.policy
+                .rules
+                .iter()
+                .filter(|r| matches!(r.action, Action::RateLimit(_)))
+                .map(|r| r.id.clone()),
+        );
+        *dp.in_force.lock().expect("not poisoned") = d.policy.rules.iter().map(|r| r.id.clone()).collect();
     }
 
     /// Apply `d` to interface `i`. Ok(generation), or the error.
@@ -552,12 +586,13 @@ impl Agent {
         let t = Instant::now();
         let dev2 = dev.clone();
         let r = tokio::task::spawn_blocking(move || {
-            dp.acc.0.before_deploy(&dev2);
-            let e = crate::deploy::enforce(&policy, source, &profile, &dev2)?;
-            for n in &e.notes {
-                warn!(interface = %dev2, "{n}");
-            }
-            Ok::<u64, anyhow::Error>(e.xdp.generation)
+            dp.acc.0.deploying(&dev2, || {
+                let e = crate::deploy::enforce(&policy, source, &profile, &dev2)?;
+                for n in &e.notes {
+                    warn!(interface = %dev2, "{n}");
+                }
+                Ok(e.xdp.generation)
+            })
         })
         .await
         .map_err(|e| anyhow!("{e}"))
@@ -608,28 +643,29 @@ impl Agent {
         (out, ok)
     }
 
-    /// Canary interfaces' denied packets and hits on `watch` rule ids.
-    async fn canary_reading(&self, canaries: &[usize], watch: &BTreeSet<String>) -> (u64, u64) {
+    /// Canary interfaces' denied packets and hits on `watch` rule ids;
+    /// None when an interface's counters cannot be read.
+    async fn canary_reading(&self, canaries: &[usize], watch: &BTreeSet<String>) -> Option<(u64, u64)> {
         let devs: Vec<String> = canaries.iter().map(|&i| self.ifaces[i].conf.name.clone()).collect();
         let dp = Arc::clone(&self.shared.dataplane);
         let watch = watch.clone();
         tokio::task::spawn_blocking(move || {
             let (mut denied, mut hits) = (0, 0);
             for dev in devs {
-                if let Ok(r) = dp.acc.0.read(&dev) {
-                    denied += r.rules.iter().map(|c| c.denied_packets).sum::<u64>();
-                    hits += r
-                        .rules
-                        .iter()
-                        .filter(|c| watch.contains(&c.id))
-                        .map(|c| c.packets())
-                        .sum::<u64>();
-                }
+                let r = dp.acc.0.read(&dev).ok()?;
+                denied += r.rules.iter().map(|c| c.denied_packets).sum::<u64>();
+                hits += r
+                    .rules
+                    .iter()
+                    .filter(|c| watch.contains(&c.id))
+                    .map(|c| c.packets())
+                    .sum::<u64>();
             }
-            (denied, hits)
+            Some((denied, hits))
         })
         .await
-        .unwrap_or((0, 0))
+        .ok()
+        .flatten()
     }
 
     async fn rollout(&mut self, new: Desired) {
@@ -655,35 +691,45 @@ impl Agent {
             let t = Instant::now();
             let (r, ok) = self.deploy_all(&canaries, &new, "canary").await;
             results.extend(r);
-            let verdict = if ok {
+            let verdict = if !ok {
+                Some("the deployment to a canary interface failed".to_string())
+            } else {
                 info!(window = ?self.cfg.canary.window, policy = %new.short(), "canary: watching the canary interfaces");
-                tokio::time::sleep(self.cfg.canary.window).await;
+                let stop = Arc::clone(&self.stop);
+                let stopped = tokio::select! {
+                    _ = tokio::time::sleep(self.cfg.canary.window) => false,
+                    _ = stop.notified() => true,
+                };
                 let after = self.canary_reading(&canaries, &watch).await;
                 let secs = t.elapsed().as_secs_f64().max(1e-3);
-                let denied_pps = after.0.saturating_sub(before.0) as f64 / secs;
-                let hits = after.1.saturating_sub(before.1);
                 let c = &self.cfg.canary;
-                if c.max_denied_pps.is_some_and(|max| denied_pps > max) {
-                    Some(format!(
-                        "denied {denied_pps:.1} packets/s on the canary interfaces, above max_denied_pps = {}",
-                        c.max_denied_pps.unwrap_or_default()
-                    ))
-                } else if hits > c.max_expect_no_hits {
-                    Some(format!(
-                        "{hits} packet(s) matched expect-no-hits rules ({}), above max_expect_no_hits = {}",
-                        watch.iter().cloned().collect::<Vec<_>>().join(", "),
-                        c.max_expect_no_hits
-                    ))
-                } else {
-                    info!(
-                        denied_pps,
-                        expect_no_hits = hits,
-                        "canary: within thresholds; rolling out to the rest"
-                    );
-                    None
+                match (stopped, before, after) {
+                    (true, _, _) => Some("the agent is stopping before the canary window ended".to_string()),
+                    (false, Some(before), Some(after)) => {
+                        let denied_pps = after.0.saturating_sub(before.0) as f64 / secs;
+                        let hits = after.1.saturating_sub(before.1);
+                        if c.max_denied_pps.is_some_and(|max| denied_pps > max) {
+                            Some(format!(
+                                "denied {denied_pps:.1} packets/s on the canary interfaces, above max_denied_pps = {}",
+                                c.max_denied_pps.unwrap_or_default()
+                            ))
+                        } else if hits > c.max_expect_no_hits {
+                            Some(format!(
+                                "{hits} packet(s) matched expect-no-hits rules ({}), above max_expect_no_hits = {}",
+                                watch.iter().cloned().collect::<Vec<_>>().join(", "),
+                                c.max_expect_no_hits
+                            ))
+                        } else {
+                            info!(
+                                denied_pps,
+                                expect_no_hits = hits,
+                                "canary: within thresholds; rolling out to the rest"
+                            );
+                            None
+                        }
+                    }
+                    _ => Some("the canary interfaces' counters could not be read".to_string()),
                 }
-            } else {
-                Some("the deployment to a canary interface failed".to_string())
             };
             if let Some(reason) = verdict {
                 warn!(reason = %reason, policy = %new.short(), back_to = %prev.short(), "canary: rolling back");
@@ -712,27 +758,39 @@ impl Agent {
             (0..self.ifaces.len()).collect()
         };
         let (r, ok) = self.deploy_all(&targets, &new, "policy change").await;
+        let any = r.iter().any(|x| x["result"] == "applied");
         results.extend(r);
+        let result = match (ok, any) {
+            (true, _) => "applied",
+            (false, true) => "partly_applied",
+            (false, false) => "failed",
+        };
         self.shared
             .metrics
             .reloads
-            .get_or_create(&ResultLabel {
-                result: "applied".into(),
-            })
+            .get_or_create(&ResultLabel { result: result.into() })
             .inc();
         let mut v = base;
-        v["result"] = json!(if ok { "applied" } else { "partly_applied" });
+        v["result"] = json!(result);
         v["interfaces"] = json!(results);
         self.audit.write(v);
+        if !any {
+            // Nowhere in force: the previous policy stays the one to keep
+            // (and to repair drift with); this content is not retried until
+            // the source changes.
+            error!(policy = %new.short(), "the new policy could not be deployed anywhere; keeping the previous one");
+            return;
+        }
+        // In force somewhere: it is the policy now; reconciliation brings
+        // the interfaces that failed over to it.
         self.publish_policy(&new);
         self.desired = Some(new);
     }
 
     async fn check(&self, i: usize, d: &Desired) -> Result<Check> {
         let dev = self.ifaces[i].conf.name.clone();
-        let attached = attached_program(&dev).await?;
         let sha = d.snap.sha256;
-        tokio::task::spawn_blocking(move || check_iface(&dev, sha, attached))
+        tokio::task::spawn_blocking(move || check_iface(&dev, sha))
             .await
             .map_err(|e| anyhow!("{e}"))?
     }
@@ -764,6 +822,13 @@ impl Agent {
                         let _ = std::fs::remove_file(fallback_xdp::lifecycle::pin_dir(&dev).join("link"));
                     }
                     let r = self.deploy(i, &d, "reconcile").await;
+                    if r.is_ok() && why == "start" {
+                        self.audit.write(json!({
+                            "result": "applied", "sha256": hex(&d.snap.sha256), "revision": d.snap.revision,
+                            "file": d.snap.file, "reason": format!("at start: {reason}"),
+                            "interfaces": [{"interface": dev, "result": "applied", "generation": r.as_ref().ok()}],
+                        }));
+                    }
                     if r.is_ok() && why != "start" {
                         self.shared.metrics.drift_repaired.get_or_create(&iface).inc();
                         self.audit.write(json!({
@@ -788,49 +853,101 @@ impl Agent {
 
 const STALE_LINK: &str = "the pinned XDP link";
 
-/// The XDP program id the kernel runs on `dev` (None: none), from netlink.
-async fn attached_program(dev: &str) -> Result<Option<u32>> {
-    use futures_util::TryStreamExt;
-    use netlink_packet_route::link::{LinkAttribute, LinkXdp};
-    let (conn, handle, _) = rtnetlink::new_connection().context("opening a route netlink socket")?;
-    let task = tokio::spawn(conn);
-    let mut links = handle.link().get().match_name(dev.to_string()).execute();
-    let r = match links.try_next().await {
-        Ok(Some(msg)) => {
-            let mut id = None;
-            for a in &msg.attributes {
-                if let LinkAttribute::Xdp(x) = a {
-                    for x in x {
-                        if let LinkXdp::ProgId(p) = x {
-                            id = Some(*p).filter(|&p| p != 0);
-                        }
-                    }
-                }
-            }
-            Ok(id)
-        }
-        Ok(None) => Err(anyhow!("{dev}: no such interface")),
-        Err(e) => Err(anyhow!("{dev}: {e}")),
+/// What `apply` would build for `policy` (the XDP tables, each NIC
+/// profile's share), checked before anything changes. Errors name the
+/// file, and the rule and its line where one is to blame.
+fn compile_check(
+    policy: &Policy,
+    profiles: &[NicProfile],
+    file: &str,
+) -> std::result::Result<(), Vec<compiler::diag::Diagnostic>> {
+    let diag = |rule: Option<&compiler::ir::Rule>, message: String, help: Option<String>| compiler::diag::Diagnostic {
+        severity: compiler::diag::Severity::Error,
+        code: "compile",
+        file: file.to_string(),
+        line: rule.map_or(0, |r| r.line),
+        column: 0,
+        width: 0,
+        rule: rule.map(|r| r.id.clone()),
+        message,
+        help,
     };
-    task.abort();
-    r
+    let max = fallback_xdp::abi::SLOT_ID_MAX as usize;
+    let long: Vec<_> = policy
+        .rules
+        .iter()
+        .filter(|r| r.id.len() > max)
+        .map(|r| {
+            diag(
+                Some(r),
+                format!(
+                    "rule id `{}` is {} bytes; the XDP counters keep at most {max}",
+                    r.id,
+                    r.id.len()
+                ),
+                Some("shorten the id".into()),
+            )
+        })
+        .collect();
+    if !long.is_empty() {
+        return Err(long);
+    }
+    // The rule an error message names ("rule ID: ..."), if any.
+    let blame = |msg: &str| {
+        policy
+            .rules
+            .iter()
+            .find(|r| msg.contains(&format!("rule {}:", r.id)) || msg.contains(&format!("rule `{}`", r.id)))
+    };
+    if let Err(e) = fallback_xdp::loader::Tables::new(policy) {
+        let msg = format!("building the XDP tables: {e:#}");
+        return Err(vec![diag(blame(&msg), msg, None)]);
+    }
+    for p in profiles.iter().filter(|p| p.offload) {
+        let part = compiler::partition::partition(policy, p);
+        if let Err(e) = offload::build::nic_filters(policy, &part, 0, true) {
+            let msg = format!("planning the NIC share for profile {}: {e}", p.name);
+            return Err(vec![diag(blame(&msg), msg, None)]);
+        }
+    }
+    Ok(())
 }
 
-fn check_iface(dev: &str, sha: [u8; 32], attached: Option<u32>) -> Result<Check> {
+/// What is installed on `dev` against the policy `sha`. Err only when
+/// the interface does not exist (nothing to repair until it does); a state
+/// that cannot be read is drift, repaired by applying again.
+fn check_iface(dev: &str, sha: [u8; 32]) -> Result<Check> {
     use fallback_xdp::lifecycle;
-    if !lifecycle::pin_dir(dev).join("link").exists() {
-        return Ok(Check::Drift(
-            "no Palisade XDP program is pinned for the interface".into(),
-        ));
+    let name = std::ffi::CString::new(dev).context("interface name")?;
+    // SAFETY: if_nametoindex on a NUL-terminated name we own.
+    let ifindex = unsafe { libc::if_nametoindex(name.as_ptr()) };
+    if ifindex == 0 {
+        anyhow::bail!("{dev}: no such interface");
     }
-    let st = lifecycle::status(dev)?;
-    if st.program_id.is_none() || st.program_id != attached {
-        return Ok(Check::Drift(format!(
-            "{STALE_LINK} holds program {} but the interface runs {}",
-            st.program_id.map_or("none".into(), |i| i.to_string()),
-            attached.map_or("no XDP program".into(), |i| format!("program {i}"))
-        )));
+    let unreadable = |what: &str, e: anyhow::Error| Check::Drift(format!("cannot read {what}: {e:#}"));
+    match lifecycle::link_ifindex(dev) {
+        Ok(None) => {
+            return Ok(Check::Drift(
+                "no Palisade XDP program is pinned for the interface".into(),
+            ))
+        }
+        Ok(Some(i)) if i != ifindex => {
+            return Ok(Check::Drift(format!(
+                "{STALE_LINK} is attached to {}, not to the interface now named {dev} (index {ifindex})",
+                if i == 0 {
+                    "an interface that is gone".to_string()
+                } else {
+                    format!("interface index {i}")
+                }
+            )))
+        }
+        Ok(Some(_)) => {}
+        Err(e) => return Ok(unreadable("the pinned XDP link", e)),
     }
+    let st = match lifecycle::status(dev) {
+        Ok(st) => st,
+        Err(e) => return Ok(unreadable("the pinned state", e)),
+    };
     if st.policy_sha256 != sha {
         return Ok(Check::Drift(format!(
             "policy {} is in force, not {}",
@@ -838,22 +955,25 @@ fn check_iface(dev: &str, sha: [u8; 32], attached: Option<u32>) -> Result<Check>
             hex(&sha[..6])
         )));
     }
-    match crate::deploy::xdp_tables_intact(dev)? {
-        Some(true) => {}
-        Some(false) => {
+    match crate::deploy::xdp_tables_intact(dev) {
+        Ok(Some(true)) => {}
+        Ok(Some(false)) => {
             return Ok(Check::Drift(
                 "the XDP tables differ from what was applied (a map entry was changed)".into(),
             ))
         }
-        None => return Ok(Check::Drift("no record of the XDP tables applied".into())),
+        Ok(None) => return Ok(Check::Drift("no record of the XDP tables applied".into())),
+        Err(e) => return Ok(unreadable("the XDP tables", e)),
     }
-    if let Some(n) = crate::deploy::nic_status(dev)? {
-        if n.drift() > 0 {
+    match crate::deploy::nic_status(dev) {
+        Ok(Some(n)) if n.drift() > 0 => {
             return Ok(Check::Drift(format!(
                 "{} NIC filter(s) differ from what was applied",
                 n.drift()
-            )));
+            )))
         }
+        Ok(_) => {}
+        Err(e) => return Ok(unreadable("the NIC filters", e)),
     }
     Ok(Check::InSync)
 }
@@ -935,14 +1055,18 @@ fn start_decision_log(ifaces: &[IfaceConf], path: &std::path::Path) -> Result<()
 }
 
 fn decision_log(dev: &str, sink: &Mutex<Box<dyn std::io::Write + Send>>) {
+    // The ring pinned now (a detach and a new apply pin another one).
+    let ring_id = || fallback_xdp::lifecycle::pinned_map_id(dev, "log_ring");
     loop {
-        let Ok(mut reader) = fallback_xdp::lifecycle::LogReader::open(dev) else {
+        let (Ok(mut reader), Some(id)) = (fallback_xdp::lifecycle::LogReader::open(dev), ring_id()) else {
             std::thread::sleep(Duration::from_secs(1));
             continue;
         };
+        let mut idle = 0u32;
         loop {
             match reader.next_decision() {
                 Ok(Some(e)) => {
+                    idle = 0;
                     let time = UNIX_EPOCH + Duration::from_nanos(e.time_ns);
                     let mut v = json!({
                         "time": humantime::format_rfc3339_nanos(time).to_string(), "interface": dev,
@@ -959,12 +1083,16 @@ fn decision_log(dev: &str, sink: &Mutex<Box<dyn std::io::Write + Send>>) {
                 }
                 Ok(None) => {
                     std::thread::sleep(Duration::from_millis(20));
-                    // The ring goes away when the interface is detached.
-                    if !fallback_xdp::lifecycle::pin_dir(dev).join("log_ring").exists() {
+                    idle += 1;
+                    // About once a second when idle: is this still the ring?
+                    if idle.is_multiple_of(50) && ring_id() != Some(id) {
                         break;
                     }
                 }
-                Err(_) => break,
+                Err(_) => {
+                    std::thread::sleep(Duration::from_secs(1));
+                    break;
+                }
             }
         }
     }
