@@ -670,9 +670,10 @@ fn prometheus_scrapes_denied_packets_per_rule() {
 /// A new policy goes to the canary interface first; hits on an
 /// `expect-no-hits` rule within the window roll it back, and the other
 /// interface never sees it. A policy whose window passes quietly goes on
-/// to every interface.
+/// to every interface. One that makes the canary deny more packets a
+/// second than `max_denied_pps` is rolled back too.
 #[test]
-fn canary_rolls_back_on_expect_no_hits() {
+fn canary_rolls_back_on_expect_no_hits_and_on_denied_rate() {
     if !require_root("agent canary") {
         return;
     }
@@ -704,7 +705,7 @@ fn canary_rolls_back_on_expect_no_hits() {
     let config = write_config(
         dir,
         &[(&pair.dev, "none", false), (&canary, "none", true)],
-        "[canary]\nwindow = \"2s\"\nmax_expect_no_hits = 0\n",
+        "[canary]\nwindow = \"2s\"\nmax_expect_no_hits = 0\nmax_denied_pps = 20.0\n",
     );
     let agent = AgentProc::start(&pair, &config, &dir.join("agent.log"));
     agent.wait_healthy(&pair);
@@ -713,7 +714,7 @@ fn canary_rolls_back_on_expect_no_hits() {
     }
     let with_tripwire = |p: &str| {
         format!(
-            "{}  - id: {p}-retired\n    action: deny\n    protocol: udp\n    dst-port: 7000\n    expect-no-hits: true\n",
+            "{}  - id: {p}-retired\n    action: allow\n    protocol: udp\n    dst-port: 7000\n    expect-no-hits: true\n",
             policy(p, "allow")
         )
     };
@@ -781,6 +782,45 @@ fn canary_rolls_back_on_expect_no_hits() {
         sample(&m, "palisade_policy_reloads_total{result=\"applied\"}"),
         Some(2.0),
         "{m}"
+    );
+
+    // v4 denies the UDP ports v3 allowed; at about 250 denied packets a
+    // second on the canary (max_denied_pps = 20) it is rolled back.
+    let v4 = with_tripwire("k4").replacen(
+        "    action: allow\n    protocol: udp\n    dst-port: 4000-4999",
+        "    action: deny\n    protocol: udp\n    dst-port: 4000-4999",
+        1,
+    );
+    assert_ne!(v4, with_tripwire("k4"));
+    put_policy(dir, &v4);
+    let start = Instant::now();
+    while sample(&agent.metrics(&pair), "palisade_canary_rollbacks_total") != Some(2.0) {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "no rollback of v4; agent log:\n{}",
+            agent.log()
+        );
+        for _ in 0..25 {
+            sender.send(&udp_frame(4100, i)).unwrap();
+            i += 1;
+            std::thread::sleep(Duration::from_millis(4));
+        }
+    }
+    assert!(
+        stats(&canary).get("k4-udp").copied().unwrap_or(0) > 0,
+        "v4 ran on the canary"
+    );
+    let audit = std::fs::read_to_string(dir.join("audit.jsonl")).unwrap();
+    let last: Value = serde_json::from_str(audit.lines().last().unwrap()).unwrap();
+    assert_eq!(last["result"], "rolled_back", "{last}");
+    assert!(last["reason"].as_str().unwrap().contains("max_denied_pps"), "{last}");
+    wait_for("the canary back on v3", Duration::from_secs(5), || {
+        status(&canary)["policy_sha256"] == sha_hex(&v3).as_str()
+    });
+    assert_eq!(
+        status(&pair.dev)["policy_sha256"],
+        sha_hex(&v3).as_str(),
+        "the other interface never got v4"
     );
 }
 
