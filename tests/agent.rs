@@ -488,9 +488,18 @@ fn agent_with_an_offload_profile_falls_back_to_xdp_without_flower() {
     let pair = addressed_pair("am", 78);
     let _cleanup = Cleanup(vec![pair.dev.clone()]);
     put_policy(dir, &policy("m", "deny"));
-    let config = write_config(dir, &[(&pair.dev, "mlx5", false)], "");
+    // The agent's own log to a file ([log] file) instead of stderr.
+    let own_log = dir.join("own.log");
+    let config = write_config(
+        dir,
+        &[(&pair.dev, "mlx5", false)],
+        &format!("file = \"{}\"\n", own_log.display()),
+    );
     let agent = AgentProc::start(&pair, &config, &dir.join("agent.log"));
     agent.wait_healthy(&pair);
+    let own = std::fs::read_to_string(&own_log).unwrap_or_default();
+    assert!(own.contains("\"message\":\"deployed\""), "{own}");
+    assert!(agent.log().is_empty(), "stderr stays empty: {}", agent.log());
     assert!(!ping(&pair, 78), "policy m denies ICMP");
     let sender = pair.sender().unwrap();
     for i in 0..20 {
@@ -502,9 +511,8 @@ fn agent_with_an_offload_profile_falls_back_to_xdp_without_flower() {
     assert_eq!((s["m-udp"], s["m-block"]), (15, 5), "{s:?}");
     if !offload_has_flower() {
         assert!(
-            agent.log().contains("no tc-flower classifier"),
-            "the agent says nothing is offloaded:\n{}",
-            agent.log()
+            own.contains("no tc-flower classifier"),
+            "the agent says nothing is offloaded:\n{own}"
         );
         assert!(status(&pair.dev).get("nic").is_none(), "no NIC record without flower");
     }

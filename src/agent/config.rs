@@ -136,6 +136,8 @@ pub enum LogFormat {
 pub struct LogConf {
     #[serde(default)]
     pub format: LogFormat,
+    /// The agent's own log, appended to this file; none: stderr.
+    pub file: Option<PathBuf>,
     /// Decision samples as JSON lines: a file, `-` for stdout; none: off.
     pub decisions: Option<PathBuf>,
     /// The audit log (JSON lines); none: off.
@@ -181,9 +183,14 @@ impl Config {
             _ => Path::new("."),
         };
         let base = std::fs::canonicalize(parent).unwrap_or_else(|_| parent.to_path_buf());
-        for p in [Some(&mut c.policy.path), c.log.decisions.as_mut(), c.log.audit.as_mut()]
-            .into_iter()
-            .flatten()
+        for p in [
+            Some(&mut c.policy.path),
+            c.log.file.as_mut(),
+            c.log.decisions.as_mut(),
+            c.log.audit.as_mut(),
+        ]
+        .into_iter()
+        .flatten()
         {
             if p.is_relative() && p.as_os_str() != "-" {
                 *p = base.join(&*p);

@@ -92,7 +92,7 @@ pub fn run(a: AgentArgs) -> Result<ExitCode> {
     if unsafe { libc::geteuid() } != 0 {
         anyhow::bail!("the agent attaches XDP programs and changes tc filters: run it as root");
     }
-    init_logging(cfg.log.format);
+    init_logging(cfg.log.format, cfg.log.file.as_deref())?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -105,17 +105,35 @@ pub fn run(a: AgentArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn init_logging(format: LogFormat) {
+/// The agent's own log: to stderr (journald, `kubectl logs`), or appended
+/// to `[log] file`.
+fn init_logging(format: LogFormat, file: Option<&std::path::Path>) -> Result<()> {
+    use tracing_subscriber::fmt::writer::BoxMakeWriter;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let (writer, ansi) = match file {
+        Some(path) => {
+            let f = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .with_context(|| format!("[log] file = \"{}\": cannot open it", path.display()))?;
+            (BoxMakeWriter::new(Mutex::new(f)), false)
+        }
+        None => (
+            BoxMakeWriter::new(std::io::stderr),
+            std::io::IsTerminal::is_terminal(&std::io::stderr()),
+        ),
+    };
     let b = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_writer(std::io::stderr);
+        .with_ansi(ansi)
+        .with_writer(writer);
     match format {
         LogFormat::Json => b.json().flatten_event(true).init(),
         LogFormat::Text => b.init(),
     }
+    Ok(())
 }
 
 /// A policy that parsed and validated.
