@@ -400,7 +400,9 @@ fn example_agent_config_uses_the_interface_keys() {
     let used = config_keys(&doc);
     for k in CONFIG_KEYS {
         let leaf = k.rsplit('.').next().unwrap();
-        let commented = text.lines().any(|l| l.trim_start().starts_with(&format!("# {leaf} = ")));
+        let commented = text
+            .lines()
+            .any(|l| l.trim_start().starts_with(&format!("# {leaf} = ")));
         assert!(used.contains(*k) || commented, "deploy/agent.toml does not show {k}");
     }
 }
