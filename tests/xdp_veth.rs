@@ -68,6 +68,7 @@ struct Detach<'a>(&'a VethPair);
 impl Drop for Detach<'_> {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(Path::new("/sys/fs/bpf/palisade").join(&self.0.dev));
+        let _ = std::fs::remove_dir_all(Path::new("/run/palisade").join(&self.0.dev));
     }
 }
 
@@ -487,6 +488,7 @@ struct DetachDev(String);
 impl Drop for DetachDev {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(Path::new("/sys/fs/bpf/palisade").join(&self.0));
+        let _ = std::fs::remove_dir_all(Path::new("/run/palisade").join(&self.0));
     }
 }
 

@@ -195,6 +195,43 @@ struct IfaceState {
     profile: Option<NicProfile>,
 }
 
+/// What the agent remembers across restarts, in /run/palisade (gone at
+/// reboot, with the pins): the policies rolled back after their canary
+/// window, not tried again until the source changes, and the source last
+/// refused, not written to the audit log twice.
+#[derive(Default, serde::Serialize, serde::Deserialize)]
+struct Memory {
+    rolled_back: Vec<String>,
+    refused: Option<String>,
+    #[serde(skip)]
+    path: PathBuf,
+}
+
+impl Memory {
+    /// The memory of the agent managing `interfaces`
+    /// (/run/palisade/agent-<digest of their names>.json).
+    fn load(interfaces: &[IfaceConf]) -> Memory {
+        let mut names: Vec<&str> = interfaces.iter().map(|i| i.name.as_str()).collect();
+        names.sort_unstable();
+        let id = hex(&crate::ops::sha256(&names.join("\n"))[..6]);
+        let path = PathBuf::from(format!("/run/palisade/agent-{id}.json"));
+        let mut m: Memory = std::fs::read_to_string(&path)
+            .ok()
+            .and_then(|t| serde_json::from_str(&t).ok())
+            .unwrap_or_default();
+        m.path = path;
+        m
+    }
+
+    fn save(&self) {
+        let r = std::fs::create_dir_all("/run/palisade")
+            .and_then(|_| std::fs::write(&self.path, serde_json::to_string(self).unwrap_or_default()));
+        if let Err(e) = r {
+            warn!(path = %self.path.display(), error = %e, "cannot record the agent's state");
+        }
+    }
+}
+
 /// Append-only JSON lines of every policy applied or refused.
 struct Audit {
     path: Option<PathBuf>,
@@ -225,6 +262,7 @@ struct Agent {
     desired: Option<Desired>,
     /// The source content handled last (valid or not).
     seen: Option<[u8; 32]>,
+    memory: Mutex<Memory>,
     audit: Audit,
     link_events: Arc<tokio::sync::Notify>,
     /// Signalled (and `stopping` set) on SIGTERM or SIGINT.
@@ -286,6 +324,7 @@ impl Agent {
                 profile: None,
             })
             .collect();
+        let memory = Mutex::new(Memory::load(&cfg.interfaces));
         Ok(Agent {
             audit: Audit {
                 path: cfg.log.audit.clone(),
@@ -299,6 +338,7 @@ impl Agent {
             stop: Arc::new(tokio::sync::Notify::new()),
             stopping: Arc::new(std::sync::atomic::AtomicBool::new(false)),
             pending: None,
+            memory,
             _stats_fd: stats_fd,
         })
     }
@@ -380,6 +420,7 @@ impl Agent {
             Ok(snap) => {
                 self.seen = Some(snap.sha256);
                 match parse(&snap) {
+                    Ok(d) if self.rolled_back_before(&d) => None,
                     Ok(d) => Some(d),
                     Err(diags) => {
                         self.report_invalid(&snap, &diags);
@@ -480,6 +521,7 @@ impl Agent {
             }
         };
         match parsed {
+            Ok(d) if self.rolled_back_before(&d) => {}
             Ok(d) => {
                 if self.validate(&d).await {
                     self.rollout(d).await;
@@ -488,6 +530,17 @@ impl Agent {
             Err(diags) => self.report_invalid(&snap, &diags),
         }
         self.set_health();
+    }
+
+    /// Was this content rolled back after a canary window (by this run
+    /// or an earlier one)? Says so in the log.
+    fn rolled_back_before(&self, d: &Desired) -> bool {
+        let sha = hex(&d.snap.sha256);
+        let known = self.memory.lock().expect("not poisoned").rolled_back.contains(&sha);
+        if known {
+            warn!(policy = %d.short(), "this policy was rolled back after its canary window; it is not tried again until the source changes");
+        }
+        known
     }
 
     fn report_invalid(&self, snap: &Snapshot, diags: &[compiler::diag::Diagnostic]) {
@@ -517,6 +570,16 @@ impl Agent {
                 "invalid policy: not applied; the policy in force stays"
             );
         }
+        let sha = hex(&snap.sha256);
+        {
+            let mut mem = self.memory.lock().expect("not poisoned");
+            if mem.refused.as_deref() == Some(sha.as_str()) {
+                // Refused already (before a restart): logged, not audited again.
+                return;
+            }
+            mem.refused = Some(sha);
+            mem.save();
+        }
         self.audit.write(json!({
             "result": "refused", "sha256": hex(&snap.sha256), "revision": snap.revision,
             "file": snap.file, "interfaces": [],
@@ -537,6 +600,10 @@ impl Agent {
             Ok(Ok(())) => {
                 self.shared.metrics.policy_valid.set(1);
                 self.shared.metrics.policy_error.clear();
+                let mut mem = self.memory.lock().expect("not poisoned");
+                if mem.refused.take().is_some() {
+                    mem.save();
+                }
                 true
             }
             Ok(Err(diags)) => {
@@ -754,6 +821,13 @@ impl Agent {
                 let (back, _) = self.deploy_all(&canaries, prev, "canary rollback").await;
                 let m = &self.shared.metrics;
                 m.canary_rollbacks.inc();
+                {
+                    let mut mem = self.memory.lock().expect("not poisoned");
+                    mem.rolled_back.push(hex(&new.snap.sha256));
+                    let n = mem.rolled_back.len();
+                    mem.rolled_back.drain(..n.saturating_sub(16));
+                    mem.save();
+                }
                 m.reloads
                     .get_or_create(&ResultLabel {
                         result: "rolled_back".into(),
