@@ -68,10 +68,7 @@ pub fn previous_policy(dev: &str) -> Option<(Source, Policy)> {
         Some(_) => Some(compiler::classbench::Actions::Mixed),
         None => None,
     };
-    let policy = match classbench {
-        Some(a) => compiler::classbench::parse_rules(&file, &text, a).ok()?,
-        None => compiler::policy::parse(&file, &text).policy?,
-    };
+    let policy = crate::parse_policy(&file, &text, classbench).0?;
     Some((Source { file, text, classbench }, policy))
 }
 
@@ -339,9 +336,7 @@ pub fn record_tables(dev: &str) -> Result<()> {
     .context("recording the XDP tables' digest")
 }
 
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
+use crate::ops::hex;
 
 /// Does the XDP program in force on `dev` hold the tables the last apply
 /// recorded? `None` when nothing was recorded.
@@ -470,6 +465,50 @@ pub fn nic_status(dev: &str) -> Result<Option<NicStatus>> {
         dumped,
         expected,
     }))
+}
+
+/// One id's counts, XDP's and the NIC's added.
+pub struct Merged {
+    pub id: String,
+    pub packets: u64,
+    pub bytes: u64,
+    /// Of those, denied (every NIC count is a drop).
+    pub denied_packets: u64,
+    pub denied_bytes: u64,
+    /// Of those, dropped on the NIC.
+    pub nic_packets: u64,
+}
+
+/// XDP's counters by id (in their order) with the NIC's drops by id added,
+/// then ids only the NIC counted. Each packet is counted where it was
+/// decided, so nothing twice.
+pub fn merge_counts(
+    xdp: Vec<(String, fallback_xdp::abi::Counter)>,
+    mut nic: BTreeMap<String, (u64, u64)>,
+) -> Vec<Merged> {
+    let mut out: Vec<Merged> = xdp
+        .into_iter()
+        .map(|(id, c)| {
+            let (np, nb) = nic.remove(&id).unwrap_or((0, 0));
+            Merged {
+                id,
+                packets: c.packets + np,
+                bytes: c.bytes + nb,
+                denied_packets: c.denied_packets + np,
+                denied_bytes: c.denied_bytes + nb,
+                nic_packets: np,
+            }
+        })
+        .collect();
+    out.extend(nic.into_iter().map(|(id, (p, b))| Merged {
+        id,
+        packets: p,
+        bytes: b,
+        denied_packets: p,
+        denied_bytes: b,
+        nic_packets: p,
+    }));
+    out
 }
 
 /// NIC decisions per rule id: (packets, bytes) the NIC dropped, from the

@@ -8,7 +8,6 @@
 //! invalid policy, 2 usage or I/O errors.
 
 use std::fmt::Write as _;
-use std::io::BufWriter;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
@@ -98,7 +97,12 @@ pub fn diff(a: DiffArgs) -> Result<ExitCode> {
         witnesses.push((desc, frame));
     }
     if let Some(path) = &a.witness_pcap {
-        write_pcap(path, &witnesses)?;
+        // One a second, in report order.
+        let frames = witnesses
+            .iter()
+            .enumerate()
+            .map(|(i, (_, f))| (i as u64 * 1_000_000_000, f.len() as u32, f.as_slice()));
+        crate::input::write_pcap(path, frames)?;
     }
 
     let names = (old_file.as_str(), new_file.as_str());
@@ -115,22 +119,6 @@ pub fn diff(a: DiffArgs) -> Result<ExitCode> {
     } else {
         0
     }))
-}
-
-fn write_pcap(path: &Path, witnesses: &[(String, Vec<u8>)]) -> Result<()> {
-    use pcap_file::pcap::{PcapHeader, PcapPacket, PcapWriter};
-    let f = std::fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
-    let header = PcapHeader {
-        datalink: pcap_file::DataLink::ETHERNET,
-        ..PcapHeader::default()
-    };
-    let mut w = PcapWriter::with_header(BufWriter::new(f), header)?;
-    for (i, (_, frame)) in witnesses.iter().enumerate() {
-        let p = PcapPacket::new(Duration::from_secs(i as u64), frame.len() as u32, frame);
-        w.write_packet(&p)
-            .with_context(|| format!("writing {}", path.display()))?;
-    }
-    Ok(())
 }
 
 fn kind(t: &Transition) -> &'static str {

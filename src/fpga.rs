@@ -222,15 +222,15 @@ pub fn section(need: &Estimate, profile: &Estimate, parts: &[&Part]) -> String {
         s.push_str(&format!(
             "  {what}: {} entries x {}-bit key, {} rules: about {} LUTs (+{} as RAM), {} flip-flops, {} DSP slices \
              (the TCAM: {} LUTs, {} flip-flops)\n",
-            group(u64::from(e.entries)),
+            compiler::report::thousands(u64::from(e.entries)),
             e.key_bits,
-            group(u64::from(e.rules)),
-            group(e.luts),
-            group(e.lutram),
-            group(e.ffs),
+            compiler::report::thousands(u64::from(e.rules)),
+            compiler::report::thousands(e.luts),
+            compiler::report::thousands(e.lutram),
+            compiler::report::thousands(e.ffs),
             e.dsps,
-            group(e.tcam_luts),
-            group(e.tcam_ffs)
+            compiler::report::thousands(e.tcam_luts),
+            compiler::report::thousands(e.tcam_ffs)
         ));
     }
     for p in parts {
@@ -243,16 +243,4 @@ pub fn section(need: &Estimate, profile: &Estimate, parts: &[&Part]) -> String {
         ));
     }
     s
-}
-
-fn group(x: u64) -> String {
-    let s = x.to_string();
-    let mut out = String::new();
-    for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
 }

@@ -216,3 +216,26 @@ fn pcapng(f: File, name: String) -> Result<Items> {
     });
     Ok(Box::new(iter))
 }
+
+/// Write frames to a pcap file: Ethernet, nanosecond timestamps; each
+/// frame as (timestamp in ns, original length, bytes).
+pub fn write_pcap<'a>(path: &Path, frames: impl IntoIterator<Item = (u64, u32, &'a [u8])>) -> Result<()> {
+    use pcap_file::pcap::{PcapHeader, PcapPacket, PcapWriter};
+    let f = File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
+    let header = PcapHeader {
+        datalink: DataLink::ETHERNET,
+        ts_resolution: TsResolution::NanoSecond,
+        ..PcapHeader::default()
+    };
+    let mut w = PcapWriter::with_header(std::io::BufWriter::new(f), header)?;
+    for (ts_ns, len, frame) in frames {
+        let p = PcapPacket::new(
+            std::time::Duration::from_nanos(ts_ns),
+            len.max(frame.len() as u32),
+            frame,
+        );
+        w.write_packet(&p)
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(())
+}

@@ -470,21 +470,28 @@ fn load(args: &PolicyArgs) -> Result<Loaded> {
         PolicyFormat::Yaml => false,
         PolicyFormat::Auto => classbench::looks_like_rules(&source),
     };
-    let (policy, diagnostics) = if is_cb {
-        match classbench::parse_rules(&file, &source, args.actions.into()) {
-            Ok(p) => (Some(p), Vec::new()),
-            Err(d) => (None, d),
-        }
-    } else {
-        let c = policy::parse(&file, &source);
-        (c.policy, c.diagnostics)
-    };
+    let (policy, diagnostics) = parse_policy(&file, &source, is_cb.then(|| args.actions.into()));
     Ok(Loaded {
         source,
         file,
         policy,
         diagnostics,
     })
+}
+
+/// Parse policy text: ClassBench rules with these actions, or (None) the
+/// policy language. The policy, if it has no errors, and every diagnostic.
+pub(crate) fn parse_policy(file: &str, source: &str, classbench: Option<Actions>) -> (Option<Policy>, Vec<Diagnostic>) {
+    match classbench {
+        Some(actions) => match classbench::parse_rules(file, source, actions) {
+            Ok(p) => (Some(p), Vec::new()),
+            Err(d) => (None, d),
+        },
+        None => {
+            let c = policy::parse(file, source);
+            (c.policy, c.diagnostics)
+        }
+    }
 }
 
 fn print_diagnostics(l: &Loaded) {

@@ -44,7 +44,7 @@ pub enum BlockCommand {
     List(DevArgs),
 }
 
-fn hex(b: &[u8]) -> String {
+pub(crate) fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
@@ -244,22 +244,14 @@ pub fn status(a: DevArgs) -> Result<(String, bool)> {
 /// (each packet is counted where it was decided, so nothing twice), and of
 /// those the packets denied (a rate-limit rule's policed ones included).
 pub fn stats(a: DevArgs) -> Result<String> {
-    let xdp = lifecycle::stats(&a.dev)?;
-    let mut nic = crate::deploy::nic_counts(&a.dev)?;
-    // XDP's order, then ids only the NIC counted: (id, packets, bytes,
-    // denied packets, on the NIC).
-    let mut rows: Vec<(String, u64, u64, u64, u64)> = xdp
-        .into_iter()
-        .map(|(id, c)| {
-            let n = nic.remove(&id).unwrap_or((0, 0));
-            (id, c.packets + n.0, c.bytes + n.1, c.denied_packets + n.0, n.0)
-        })
-        .collect();
-    rows.extend(nic.into_iter().map(|(id, n)| (id, n.0, n.1, n.0, n.0)));
+    let rows = crate::deploy::merge_counts(lifecycle::stats(&a.dev)?, crate::deploy::nic_counts(&a.dev)?);
     if a.format == Format::Json {
         let v: Vec<_> = rows
             .iter()
-            .map(|(id, p, b, d, n)| json!({"id": id, "packets": p, "bytes": b, "denied_packets": d, "nic_packets": n}))
+            .map(|m| {
+                json!({"id": m.id, "packets": m.packets, "bytes": m.bytes,
+                       "denied_packets": m.denied_packets, "nic_packets": m.nic_packets})
+            })
             .collect();
         return Ok(format!("{}\n", json!({"dev": a.dev, "counters": v})));
     }
@@ -267,8 +259,12 @@ pub fn stats(a: DevArgs) -> Result<String> {
         "{:<32} {:>14} {:>16} {:>14} {:>14}\n",
         "id", "packets", "bytes", "denied", "on the NIC"
     );
-    for (id, p, b, d, n) in rows {
-        let _ = writeln!(s, "{id:<32} {p:>14} {b:>16} {d:>14} {n:>14}");
+    for m in rows {
+        let _ = writeln!(
+            s,
+            "{:<32} {:>14} {:>16} {:>14} {:>14}",
+            m.id, m.packets, m.bytes, m.denied_packets, m.nic_packets
+        );
     }
     Ok(s)
 }

@@ -5,7 +5,7 @@ use std::io::{self, BufWriter, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use clap::{ArgGroup, Args, ValueEnum};
 use compiler::eval::Outcome;
 use compiler::ir::{Policy, Verdict};
@@ -192,23 +192,12 @@ pub fn sim(a: SimArgs) -> Result<ExitCode> {
     let (decisions, info) = run(&policy, &profile, &items, a.host)?;
 
     if let Some(out) = &a.write_passed {
-        let f = std::fs::File::create(out).with_context(|| format!("creating {}", out.display()))?;
-        let header = pcap_file::pcap::PcapHeader {
-            datalink: pcap_file::DataLink::ETHERNET,
-            ts_resolution: pcap_file::TsResolution::NanoSecond,
-            ..pcap_file::pcap::PcapHeader::default()
-        };
-        let mut w = pcap_file::pcap::PcapWriter::with_header(BufWriter::new(f), header)?;
-        for (it, d) in items.iter().zip(&decisions) {
-            if d.decision.verdict == Verdict::Allow {
-                let p = pcap_file::pcap::PcapPacket::new(
-                    std::time::Duration::from_nanos(it.ts_ns),
-                    it.frame_len.max(it.frame.len() as u32),
-                    &it.frame,
-                );
-                w.write_packet(&p)?;
-            }
-        }
+        let passed = items
+            .iter()
+            .zip(&decisions)
+            .filter(|(_, d)| d.decision.verdict == Verdict::Allow)
+            .map(|(it, _)| (it.ts_ns, it.frame_len, it.frame.as_slice()));
+        input::write_pcap(out, passed)?;
     }
 
     let stdout = io::stdout();

@@ -21,7 +21,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use hw_tests::{in_netns, require_root, Sender, VethPair};
+use hw_tests::{in_netns, require_root, udp_frame, Sender, VethPair};
 use serde_json::Value;
 
 const PALISADE: &str = env!("CARGO_BIN_EXE_palisade");
@@ -80,16 +80,6 @@ fn ping(pair: &VethPair, net: u8) -> bool {
         .status()
         .expect("run ping")
         .success()
-}
-
-fn udp_frame(dst_port: u16, seq: u32) -> Vec<u8> {
-    let mut out = Vec::new();
-    etherparse::PacketBuilder::ethernet2([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2])
-        .ipv4([192, 0, 2, 1], [192, 0, 2, 2], 64)
-        .udp(40000, dst_port)
-        .write(&mut out, &seq.to_be_bytes())
-        .expect("build frame");
-    out
 }
 
 /// Counters by id (packets), from `palisade stats` in a new process.
@@ -284,11 +274,7 @@ fn settled(dev: &str, prefixes: &[&str], total: u64) -> BTreeMap<String, u64> {
     let start = Instant::now();
     loop {
         let s = stats(dev);
-        let n: u64 = prefixes
-            .iter()
-            .map(|p| s.get(&format!("{p}-udp")).unwrap_or(&0) + s.get(&format!("{p}-block")).unwrap_or(&0))
-            .sum();
-        if n >= total || start.elapsed() > Duration::from_secs(5) {
+        if udp_counted(&s, prefixes) >= total || start.elapsed() > Duration::from_secs(5) {
             return s;
         }
         std::thread::sleep(Duration::from_millis(50));

@@ -14,7 +14,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use hw_tests::{require_root, VethPair};
+use hw_tests::{require_root, udp_frame, VethPair};
 use serde_json::Value;
 
 const PALISADE: &str = env!("CARGO_BIN_EXE_palisade");
@@ -207,16 +207,6 @@ fn policy(prefix: &str, allow_port: u16, deny_port: u16) -> String {
          - id: {prefix}-deny\n    action: deny\n    protocol: udp\n    dst-port: {deny_port}\n  \
          - id: {prefix}-rest\n    action: allow\n"
     )
-}
-
-fn udp_frame(dst_port: u16, seq: u32) -> Vec<u8> {
-    let mut out = Vec::new();
-    etherparse::PacketBuilder::ethernet2([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2])
-        .ipv4([192, 0, 2, 1], [192, 0, 2, 2], 64)
-        .udp(40000, dst_port)
-        .write(&mut out, &seq.to_be_bytes())
-        .expect("build frame");
-    out
 }
 
 /// Policies A and B with disjoint rule ids are swapped back and forth while

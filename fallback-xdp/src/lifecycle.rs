@@ -447,21 +447,26 @@ fn link_program_id(dir: &Path) -> Option<u32> {
     link.info().ok().map(|i| i.program_id())
 }
 
-/// (id, name) of the maps program `id` uses.
-pub fn program_maps(id: u32) -> Result<Vec<(u32, String)>> {
+/// The loaded program with this id.
+fn loaded_program(id: u32) -> Result<aya::programs::ProgramInfo> {
     for p in aya::programs::loaded_programs() {
         let p = p?;
         if p.id() == id {
-            let mut out = Vec::new();
-            for m in p.map_ids()?.unwrap_or_default() {
-                if let Ok(info) = aya::maps::MapInfo::from_id(m) {
-                    out.push((m, info.name_as_str().unwrap_or("").to_string()));
-                }
-            }
-            return Ok(out);
+            return Ok(p);
         }
     }
     bail!("no loaded BPF program has id {id}")
+}
+
+/// (id, name) of the maps program `id` uses.
+pub fn program_maps(id: u32) -> Result<Vec<(u32, String)>> {
+    let mut out = Vec::new();
+    for m in loaded_program(id)?.map_ids()?.unwrap_or_default() {
+        if let Ok(info) = aya::maps::MapInfo::from_id(m) {
+            out.push((m, info.name_as_str().unwrap_or("").to_string()));
+        }
+    }
+    Ok(out)
 }
 
 /// Whether a BPF map with this id still exists.
@@ -520,13 +525,8 @@ pub fn stats(dev: &str) -> Result<Vec<(String, Counter)>> {
 pub fn run_stats(dev: &str) -> Result<(u32, Duration, u64)> {
     let dir = require_dir(dev)?;
     let id = link_program_id(&dir).ok_or_else(|| anyhow!("{dev}: the pinned link has no program"))?;
-    for p in aya::programs::loaded_programs() {
-        let p = p?;
-        if p.id() == id {
-            return Ok((id, p.run_time(), p.run_count()));
-        }
-    }
-    bail!("{dev}: no loaded BPF program has id {id}")
+    let (time, runs) = program_run_stats(id).with_context(|| dev.to_string())?;
+    Ok((id, time, runs))
 }
 
 /// A reference that keeps a program loaded, and its statistics readable,
@@ -538,24 +538,16 @@ pub struct HeldProgram {
 
 /// Hold program `id` (see [`HeldProgram`]).
 pub fn hold_program(id: u32) -> Result<HeldProgram> {
-    for p in aya::programs::loaded_programs() {
-        let p = p?;
-        if p.id() == id {
-            return Ok(HeldProgram { id, _fd: p.fd()? });
-        }
-    }
-    bail!("no loaded BPF program has id {id}")
+    Ok(HeldProgram {
+        id,
+        _fd: loaded_program(id)?.fd()?,
+    })
 }
 
 /// The run-time statistics of program `id`: (total run time, runs).
 pub fn program_run_stats(id: u32) -> Result<(Duration, u64)> {
-    for p in aya::programs::loaded_programs() {
-        let p = p?;
-        if p.id() == id {
-            return Ok((p.run_time(), p.run_count()));
-        }
-    }
-    bail!("no loaded BPF program has id {id}")
+    let p = loaded_program(id)?;
+    Ok((p.run_time(), p.run_count()))
 }
 
 /// Make the kernel account BPF programs' run time for as long as the

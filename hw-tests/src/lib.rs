@@ -28,7 +28,7 @@
 pub mod netns;
 pub mod vm;
 
-pub use netns::{in_netns, Sender, VethPair};
+pub use netns::{in_netns, udp_frame, Sender, VethPair};
 pub use vm::{in_vm, require_vm, Vm, VmOutput};
 
 /// The skip policy for tests that need root: true when running as root;

@@ -12,6 +12,18 @@ use std::fs::File;
 use std::os::fd::AsRawFd;
 use std::process::Command;
 
+/// A UDP frame 192.0.2.1:40000 → 192.0.2.2:`dst_port` whose payload is
+/// `seq`, for tests that count frames through a data plane.
+pub fn udp_frame(dst_port: u16, seq: u32) -> Vec<u8> {
+    let mut out = Vec::new();
+    etherparse::PacketBuilder::ethernet2([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2])
+        .ipv4([192, 0, 2, 1], [192, 0, 2, 2], 64)
+        .udp(40000, dst_port)
+        .write(&mut out, &seq.to_be_bytes())
+        .expect("build frame");
+    out
+}
+
 /// Two namespaces joined by a veth pair, deleted on drop.
 pub struct VethPair {
     pub dev_ns: String,

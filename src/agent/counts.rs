@@ -70,6 +70,14 @@ pub struct Accumulators {
     deploy: Mutex<()>,
 }
 
+fn add_into(a: &mut NicCounts, b: NicCounts) {
+    for (id, (p, bytes)) in b {
+        let e = a.entry(id).or_default();
+        e.0 += p;
+        e.1 += bytes;
+    }
+}
+
 fn nic_base_path(dev: &str) -> std::path::PathBuf {
     crate::deploy::state_dir(dev).join("nic_base.json")
 }
@@ -99,11 +107,7 @@ impl Accumulators {
         let r = f()?;
         if !before.is_empty() {
             let mut base = self.nic_base(dev);
-            for (id, (p, b)) in before {
-                let e = base.entry(id).or_default();
-                e.0 += p;
-                e.1 += b;
-            }
+            add_into(&mut base, before);
             if let Ok(text) = serde_json::to_string(&base) {
                 let _ = std::fs::write(nic_base_path(dev), text);
             }
@@ -143,32 +147,19 @@ impl Accumulators {
         let st = fallback_xdp::lifecycle::status(dev)?;
         let xdp = fallback_xdp::lifecycle::stats(dev)?;
         let mut nic = crate::deploy::nic_counts(dev).unwrap_or_default();
-        for (id, (p, b)) in self.nic_base(dev) {
-            let e = nic.entry(id).or_default();
-            e.0 += p;
-            e.1 += b;
-        }
-        let mut rules: Vec<RuleCount> = xdp
+        add_into(&mut nic, self.nic_base(dev));
+        let rules = crate::deploy::merge_counts(xdp, nic)
             .into_iter()
-            .map(|(id, c)| {
-                let (np, nb) = nic.remove(&id).unwrap_or((0, 0));
-                RuleCount {
-                    // Per-CPU values are copied while the program counts:
-                    // a read may see a denial before its packet.
-                    allowed_packets: c.packets.saturating_sub(c.denied_packets),
-                    allowed_bytes: c.bytes.saturating_sub(c.denied_bytes),
-                    denied_packets: c.denied_packets + np,
-                    denied_bytes: c.denied_bytes + nb,
-                    id,
-                }
+            .map(|m| RuleCount {
+                // Per-CPU values are copied while the program counts: a
+                // read may see a denial before its packet.
+                allowed_packets: m.packets.saturating_sub(m.denied_packets),
+                allowed_bytes: m.bytes.saturating_sub(m.denied_bytes),
+                denied_packets: m.denied_packets,
+                denied_bytes: m.denied_bytes,
+                id: m.id,
             })
             .collect();
-        rules.extend(nic.into_iter().map(|(id, (p, b))| RuleCount {
-            id,
-            denied_packets: p,
-            denied_bytes: b,
-            ..RuleCount::default()
-        }));
         Ok(IfaceReading {
             generation: st.generation,
             blocklist: st.blocklist,

@@ -158,28 +158,17 @@ impl Desired {
     }
 }
 
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
+use crate::ops::hex;
 
 fn parse(snap: &Snapshot) -> std::result::Result<Desired, Vec<compiler::diag::Diagnostic>> {
-    if compiler::classbench::looks_like_rules(&snap.text) {
-        let actions = compiler::classbench::Actions::Mixed;
-        compiler::classbench::parse_rules(&snap.file, &snap.text, actions).map(|p| Desired {
+    let classbench = compiler::classbench::looks_like_rules(&snap.text).then_some(compiler::classbench::Actions::Mixed);
+    match crate::parse_policy(&snap.file, &snap.text, classbench) {
+        (Some(p), _) => Ok(Desired {
             snap: snap.clone(),
             policy: Arc::new(p),
-            classbench: Some(actions),
-        })
-    } else {
-        let c = compiler::policy::parse(&snap.file, &snap.text);
-        match c.policy {
-            Some(p) => Ok(Desired {
-                snap: snap.clone(),
-                policy: Arc::new(p),
-                classbench: None,
-            }),
-            None => Err(c.diagnostics.into_iter().filter(|d| d.is_error()).collect()),
-        }
+            classbench,
+        }),
+        (None, diags) => Err(diags.into_iter().filter(|d| d.is_error()).collect()),
     }
 }
 
@@ -1010,12 +999,7 @@ fn compile_check(
 /// that cannot be read is drift, repaired by applying again.
 fn check_iface(dev: &str, sha: [u8; 32]) -> Result<Check> {
     use fallback_xdp::lifecycle;
-    let name = std::ffi::CString::new(dev).context("interface name")?;
-    // SAFETY: if_nametoindex on a NUL-terminated name we own.
-    let ifindex = unsafe { libc::if_nametoindex(name.as_ptr()) };
-    if ifindex == 0 {
-        anyhow::bail!("{dev}: no such interface");
-    }
+    let ifindex = offload::tc::ifindex(dev).map_err(|e| anyhow!(e))? as u32;
     let unreadable = |what: &str, e: anyhow::Error| Check::Drift(format!("cannot read {what}: {e:#}"));
     match lifecycle::link_ifindex(dev) {
         Ok(None) => {

@@ -1146,17 +1146,10 @@ mod tests {
         );
     }
 
-    /// A deterministic xorshift generator.
-    struct Rng(u64);
+    // The analysis' deterministic generator, picking from lists too.
+    use super::super::Rng;
 
     impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            self.0
-        }
-
         fn pick<T: Copy>(&mut self, xs: &[T]) -> T {
             xs[(self.next() % xs.len() as u64) as usize]
         }
